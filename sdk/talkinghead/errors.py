@@ -1,0 +1,43 @@
+"""Exception types of the talkinghead SDK.
+
+Every error the SDK raises on bad input derives from :class:`TalkingHeadError`, so callers can
+catch one type. The command line maps these to exit code 2 (user error); anything else is an
+internal failure (exit code 1).
+"""
+from __future__ import annotations
+
+
+class TalkingHeadError(Exception):
+    """Base class of every error talkinghead raises on purpose."""
+
+
+class InputError(TalkingHeadError, ValueError):
+    """An argument has the wrong type, shape, dtype or value (e.g. NaN landmarks)."""
+
+
+class ImageReadError(TalkingHeadError):
+    """A file is missing, unreadable or not an image."""
+
+
+class NoFaceError(TalkingHeadError):
+    """No face was found in an image or video frame."""
+
+
+class VideoError(TalkingHeadError):
+    """A video is missing, corrupt, truncated or has no decodable frames."""
+
+
+class ModelPackageError(TalkingHeadError):
+    """A model package is missing, corrupt, tampered with or of an unknown schema version."""
+
+
+class ProviderError(TalkingHeadError):
+    """An execution provider was asked for that this onnxruntime does not have."""
+
+
+class OutputExistsError(TalkingHeadError):
+    """An output path exists and overwriting was not allowed."""
+
+
+class MissingDependencyError(TalkingHeadError, ImportError):
+    """An optional dependency (an extra such as ``talkinghead[landmarks]``) is not installed."""
