@@ -1,0 +1,64 @@
+"""A tiny prepared dataset made by the tests: drawn faces whose landmarks are known exactly."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+# A frontal mean-face-like template of 68 iBUG points in crop-normalised coordinates.
+_T = np.linspace(0, np.pi, 17)
+_JAW = np.stack([-0.55 * np.cos(_T), 0.05 + 0.55 * np.sin(_T)], 1)
+
+
+def template_landmarks() -> np.ndarray:
+    """A plausible 68-point face in crop-normalised coordinates (x right, y down)."""
+    pts = [_JAW]
+    pts.append(np.stack([np.linspace(-0.45, -0.1, 5), -0.25 - 0.05 * np.sin(np.linspace(0, np.pi, 5))], 1))
+    pts.append(np.stack([np.linspace(0.1, 0.45, 5), -0.25 - 0.05 * np.sin(np.linspace(0, np.pi, 5))], 1))
+    pts.append(np.stack([np.zeros(4), np.linspace(-0.15, 0.1, 4)], 1))
+    pts.append(np.stack([np.linspace(-0.12, 0.12, 5), 0.17 + 0.02 * np.sin(np.linspace(0, np.pi, 5))], 1))
+    for cx in (-0.27, 0.27):
+        a = np.linspace(0, 2 * np.pi, 7)[:-1]
+        pts.append(np.stack([cx - 0.1 * np.cos(a), -0.1 - 0.04 * np.sin(a)], 1))
+    a = np.linspace(0, 2 * np.pi, 13)[:-1]
+    pts.append(np.stack([-0.22 * np.cos(a), 0.36 - 0.08 * np.sin(a)], 1))
+    a = np.linspace(0, 2 * np.pi, 9)[:-1]
+    pts.append(np.stack([-0.15 * np.cos(a), 0.36 - 0.03 * np.sin(a)], 1))
+    out = np.concatenate(pts).astype(np.float32)
+    assert out.shape == (68, 2)
+    return out
+
+
+def draw_face(landmarks: np.ndarray, resolution: int, colour: tuple[int, int, int]) -> np.ndarray:
+    """An RGB image of a filled face with its parts drawn, for landmarks in [-1, 1]."""
+    px = (landmarks + 1) * resolution / 2 - 0.5
+    img = Image.new("RGB", (resolution, resolution), (40, 40, 60))
+    d = ImageDraw.Draw(img)
+    d.polygon([tuple(p) for p in px[:17]] + [tuple(px[26]), tuple(px[17])], fill=colour)
+    for a, b in ((36, 42), (42, 48), (48, 60)):
+        d.polygon([tuple(p) for p in px[a:b]], fill=(20, 20, 20))
+    return np.asarray(img)
+
+
+def make_prepared_dataset(root: Path, videos: int = 3, frames: int = 12, resolution: int = 64,
+                          seed: int = 0) -> Path:
+    """Write ``videos`` prepared videos (training.prepare's format) of moving drawn faces."""
+    rng = np.random.default_rng(seed)
+    base = template_landmarks()
+    root.mkdir(parents=True, exist_ok=True)
+    for v in range(videos):
+        folder = root / f"synthetic_{v:02d}"
+        (folder / "frames").mkdir(parents=True, exist_ok=True)
+        colour = tuple(int(c) for c in rng.integers(80, 255, size=3))
+        lms = []
+        for f in range(frames):
+            lm = base.copy()
+            lm[48:68, 1] += (lm[48:68, 1] - 0.36) * 1.5 * np.sin(f / 2 + v)  # mouth opens and closes
+            lm += rng.normal(0, 0.01, size=2).astype(np.float32)  # head jitter
+            lms.append(lm)
+            Image.fromarray(draw_face(lm, resolution, colour)).save(folder / "frames" / f"{f:06d}.jpg", quality=95)
+        np.save(folder / "landmarks.npy", np.stack(lms).astype(np.float32))
+        (folder / "meta.json").write_text(json.dumps({"source": "synthetic", "frames": frames}))
+    return root

@@ -1,0 +1,1 @@
+"""PyTorch side of talkinghead: models, losses, data, meta-learning and fine-tuning."""

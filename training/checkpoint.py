@@ -1,0 +1,153 @@
+"""Checkpoints: one safetensors file of weights whose metadata carries the config and run state.
+
+``checkpoint.safetensors`` holds the embedder, generator and discriminator weights (prefixed
+``embedder.``, ``generator.``, ``discriminator.``; a personalised checkpoint also holds
+``personal.psi``) and, in its metadata, the config, the step, the training videos and the content
+backbone, so export can rebuild the modules from the file alone (no pickled code). The optimizer
+state lives beside it in ``optimizer.pt``. A compact copy (fp16, no optimizer) is what the repo keeps.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .config import Config, config_from_dict
+from .errors import CheckpointError, ConfigError
+from .networks import Discriminator, Embedder, Generator
+
+FORMAT = "talkinghead-checkpoint/1"
+
+
+@dataclass
+class Models:
+    """The three networks of a run, plus fine-tuned parameters when personalised."""
+
+    config: Config
+    embedder: Embedder
+    generator: Generator
+    discriminator: Discriminator
+    psi: torch.Tensor | None = None  # personalised AdaIN parameters [1, P]
+
+
+@dataclass
+class CheckpointState:
+    """What a checkpoint records besides weights."""
+
+    step: int = 0
+    videos: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    kind: str = "meta"  # "meta" | "personalised"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def build_models(config: Config, num_videos: int) -> Models:
+    """Fresh modules for a config."""
+    net = config.net
+    return Models(config, Embedder(net), Generator(net), Discriminator(net, max(num_videos, 1)))
+
+
+def _state_dict(models: Models) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    for prefix, module in (("embedder", models.embedder), ("generator", models.generator),
+                           ("discriminator", models.discriminator)):
+        for k, v in module.state_dict().items():
+            out[f"{prefix}.{k}"] = v.detach().cpu().contiguous()
+    if models.psi is not None:
+        out["personal.psi"] = models.psi.detach().cpu().contiguous()
+    return out
+
+
+def save_checkpoint(path: Path, models: Models, state: CheckpointState, *,
+                    optimizers: dict[str, torch.optim.Optimizer] | None = None, half: bool = False) -> Path:
+    """Write ``path`` (a .safetensors file) atomically, and ``optimizer.pt`` beside it if given."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = _state_dict(models)
+    if half:
+        tensors = {k: (v.half() if v.is_floating_point() else v) for k, v in tensors.items()}
+    meta = {
+        "format": FORMAT,
+        "config": json.dumps(models.config.to_dict()),
+        "step": str(state.step),
+        "videos": json.dumps(state.videos),
+        "data": json.dumps(state.data),
+        "kind": state.kind,
+        "content_backbone": models.config.loss.content_backbone,
+        "extra": json.dumps(state.extra),
+    }
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+    if optimizers:
+        opt_tmp = path.parent / "optimizer.pt.tmp"
+        torch.save({k: o.state_dict() for k, o in optimizers.items()}, opt_tmp)
+        os.replace(opt_tmp, path.parent / "optimizer.pt")
+    return path
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as exc:  # safetensors raises several types for corrupt files
+        raise CheckpointError(f"{path} is not a readable safetensors checkpoint: {exc}") from exc
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a talkinghead checkpoint (format {meta.get('format')!r}, "
+                              f"expected {FORMAT!r})")
+    return meta
+
+
+def load_checkpoint(path: Path, config: Config | None = None) -> tuple[Models, CheckpointState]:
+    """Rebuild the modules from a checkpoint. ``config``, when given, must match its architecture."""
+    path = Path(path)
+    meta = read_metadata(path)
+    try:
+        saved = config_from_dict(json.loads(meta["config"]))
+    except (ConfigError, KeyError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: its config is unreadable: {exc}") from exc
+    if config is not None and config.net != saved.net:
+        raise CheckpointError(f"{path} is a checkpoint of another architecture "
+                              f"(size {saved.size!r}, resolution {saved.net.resolution}) than the config "
+                              f"(size {config.size!r}, resolution {config.net.resolution})")
+    cfg = config or saved
+    videos = json.loads(meta.get("videos", "[]"))
+    state = CheckpointState(step=int(meta.get("step", 0)), videos=videos, data=json.loads(meta.get("data", "{}")),
+                            kind=meta.get("kind", "meta"), extra=json.loads(meta.get("extra", "{}")))
+    with safe_open(str(path), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    num_videos = tensors["discriminator.W"].shape[0] if "discriminator.W" in tensors else max(len(videos), 1)
+    models = build_models(cfg, num_videos)
+    for prefix, module in (("embedder", models.embedder), ("generator", models.generator),
+                           ("discriminator", models.discriminator)):
+        sub = {k[len(prefix) + 1:]: v.float() if v.is_floating_point() else v
+               for k, v in tensors.items() if k.startswith(prefix + ".")}
+        try:
+            module.load_state_dict(sub, strict=True)
+        except RuntimeError as exc:
+            raise CheckpointError(f"{path}: the {prefix} weights do not fit the architecture of its config "
+                                  f"(another architecture?): {str(exc).splitlines()[0]}") from exc
+    if "personal.psi" in tensors:
+        models.psi = tensors["personal.psi"].float()
+    return models, state
+
+
+def load_optimizers(path: Path, optimizers: dict[str, torch.optim.Optimizer]) -> bool:
+    """Restore optimizer states saved beside checkpoint ``path``; False when there are none."""
+    opt_file = Path(path).parent / "optimizer.pt"
+    if not opt_file.is_file():
+        return False
+    states = torch.load(opt_file, map_location="cpu", weights_only=True)
+    for name, opt in optimizers.items():
+        if name in states:
+            opt.load_state_dict(states[name])
+    return True

@@ -1,0 +1,256 @@
+"""Configuration dataclasses for the networks, the losses and the meta-learning loop.
+
+Two model sizes share one code path: ``paper`` (the widths of Zakharov et al. 2019) and ``lite`` (a
+small generator for laptop CPUs). A config can also be read from a JSON file; unknown keys are
+errors.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ConfigError
+
+# iBUG-68 face parts, each a polyline over landmark indices; closed parts wrap around.
+FACE_PARTS: tuple[tuple[str, tuple[int, ...], bool], ...] = (
+    ("jaw", tuple(range(0, 17)), False),
+    ("right_brow", tuple(range(17, 22)), False),
+    ("left_brow", tuple(range(22, 27)), False),
+    ("nose_bridge", tuple(range(27, 31)), False),
+    ("lower_nose", tuple(range(30, 36)), False),
+    ("right_eye", tuple(range(36, 42)), True),
+    ("left_eye", tuple(range(42, 48)), True),
+    ("outer_lips", tuple(range(48, 60)), True),
+    ("inner_lips", tuple(range(60, 68)), True),
+)
+
+
+@dataclass
+class RasterConfig:
+    """Landmark rasteriser: one channel per face part, soft lines of Gaussian profile."""
+
+    sigma: float = 1.2  # line half-width in output pixels (Gaussian std)
+    samples_per_segment: int = 8  # points splatted along each polyline segment
+
+    def validate(self) -> None:
+        if not self.sigma > 0:
+            raise ConfigError(f"raster.sigma must be > 0, got {self.sigma}")
+        if self.samples_per_segment < 1:
+            raise ConfigError("raster.samples_per_segment must be >= 1")
+
+
+@dataclass
+class NetworkConfig:
+    """Widths and depths of the embedder, generator and discriminator."""
+
+    resolution: int = 256
+    embedding_dim: int = 512
+    # Generator: downsampling widths (one residual block each, resolution halves per block),
+    # bottleneck residual blocks at the last width, then upsampling back to `resolution`.
+    gen_down: tuple[int, ...] = (64, 128, 256, 512)
+    gen_bottleneck: int = 4
+    gen_up: tuple[int, ...] = (256, 128, 64, 32)
+    gen_stem: int = 32  # width of the full-resolution stem conv (0: no stem, first block downsamples)
+    gen_attention: tuple[int, ...] = (64,)  # feature resolutions with self-attention
+    gen_separable: bool = False  # depthwise-separable 3x3 convs (lite)
+    # Embedder and discriminator: residual downsampling widths (one block per halving).
+    emb_widths: tuple[int, ...] = (64, 128, 256, 512, 512, 512)
+    emb_attention: tuple[int, ...] = (32,)
+    disc_widths: tuple[int, ...] = (64, 128, 256, 512, 512, 512)
+    disc_attention: tuple[int, ...] = (32,)
+    spectral_norm: bool = True
+    raster: RasterConfig = field(default_factory=RasterConfig)
+
+    def validate(self) -> None:
+        self.raster.validate()
+        if self.resolution % (2 ** len(self.gen_down)) != 0:
+            raise ConfigError("resolution must be divisible by 2**len(gen_down)")
+        if len(self.gen_up) != len(self.gen_down):
+            raise ConfigError("gen_up must have as many entries as gen_down")
+        if self.embedding_dim < 1:
+            raise ConfigError("embedding_dim must be positive")
+        for name in ("emb_widths", "disc_widths"):
+            if self.resolution // (2 ** len(getattr(self, name))) < 1:
+                raise ConfigError(f"{name} downsamples below 1 pixel at resolution {self.resolution}")
+
+
+@dataclass
+class LossConfig:
+    """Loss weights (the paper's values where it gives them) and the content-loss backbone."""
+
+    content_backbone: Literal["efficientnet-lite0", "vgg19", "none"] = "efficientnet-lite0"
+    content_weights_file: str = ""  # VGG19/VGGFace state dict the user names (no downloads)
+    content_vggface_file: str = ""
+    w_content: float = 0.1  # EfficientNet-Lite0 features are large; balances with w_l1
+    w_vgg19: float = 1e-2
+    w_vggface: float = 2e-3
+    w_l1: float = 10.0  # multi-scale L1 (used with every backbone)
+    l1_scales: int = 3
+    w_adv: float = 1.0
+    w_fm: float = 10.0
+    w_match: float = 80.0
+
+    def validate(self) -> None:
+        if self.content_backbone == "vgg19" and not self.content_weights_file:
+            raise ConfigError("content_backbone 'vgg19' needs loss.content_weights_file (a state dict)")
+        if self.l1_scales < 1:
+            raise ConfigError("loss.l1_scales must be >= 1")
+
+
+@dataclass
+class TrainConfig:
+    """The meta-learning loop."""
+
+    k_shots: int = 8
+    batch_size: int = 1  # episodes (videos) per step
+    lr_gen: float = 5e-5  # embedder + generator (paper)
+    lr_disc: float = 2e-4  # discriminator (paper)
+    betas: tuple[float, float] = (0.5, 0.999)
+    d_steps: int = 2  # discriminator updates per generator update (paper: TTUR, two)
+    steps: int = 1000
+    seed: int = 0
+    log_every: int = 10
+    sample_every: int = 200
+    checkpoint_every: int = 200
+    flip_prob: float = 0.5
+    color_jitter: float = 0.1
+    num_workers: int = 0
+
+    def validate(self) -> None:
+        if not 1 <= self.k_shots <= 32:
+            raise ConfigError("train.k_shots must be in 1..32")
+        if self.batch_size < 1 or self.steps < 0 or self.d_steps < 0:
+            raise ConfigError("train.batch_size >= 1, steps >= 0, d_steps >= 0")
+
+
+@dataclass
+class Config:
+    """Everything a run needs; stored in each checkpoint so export can rebuild the modules."""
+
+    size: Literal["lite", "paper", "tiny"] = "lite"
+    net: NetworkConfig = field(default_factory=NetworkConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> "Config":
+        self.net.validate()
+        self.loss.validate()
+        self.train.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def __str__(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)
+
+
+def paper_config() -> Config:
+    """The paper's widths at 256x256."""
+    return Config(size="paper", net=NetworkConfig())
+
+
+def lite_config() -> Config:
+    """A small generator for laptop CPUs (~30 FPS on 2 cores through ONNX Runtime)."""
+    net = NetworkConfig(
+        gen_stem=0,
+        gen_down=(32, 64, 128, 192),
+        gen_bottleneck=3,
+        gen_up=(128, 64, 32, 16),
+        gen_attention=(32,),
+        gen_separable=True,
+        emb_widths=(32, 64, 128, 256, 384, 512),
+        emb_attention=(32,),
+        disc_widths=(32, 64, 128, 256, 384, 512),
+        disc_attention=(),
+    )
+    return Config(size="lite", net=net)
+
+
+def tiny_config() -> Config:
+    """A very small model at 64x64 for tests (seconds on a CPU)."""
+    net = NetworkConfig(
+        resolution=64,
+        embedding_dim=64,
+        gen_stem=0,
+        gen_down=(16, 32),
+        gen_bottleneck=1,
+        gen_up=(16, 8),
+        gen_attention=(16,),
+        gen_separable=False,
+        emb_widths=(16, 32, 64),
+        emb_attention=(16,),
+        disc_widths=(16, 32, 64),
+        disc_attention=(),
+        raster=RasterConfig(sigma=0.8),
+    )
+    loss = LossConfig(content_backbone="none")
+    return Config(size="tiny", net=net, loss=loss)
+
+
+PRESETS = {"lite": lite_config, "paper": paper_config, "tiny": tiny_config}
+
+
+_SUBCONFIGS: dict[str, type] = {
+    "net": NetworkConfig, "loss": LossConfig, "train": TrainConfig, "raster": RasterConfig,
+}
+
+
+def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected an object, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown config key(s) {unknown}; known: {sorted(known)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        sub = _SUBCONFIGS.get(name)
+        if sub is not None:
+            kwargs[name] = _from_dict(sub, value, f"{where}.{name}")
+        elif isinstance(value, list):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Build a config from a dict (e.g. a checkpoint's). Unknown keys are errors.
+
+    A ``size`` key names the preset that missing keys default to.
+    """
+    data = dict(data)
+    size = data.get("size", "lite")
+    if size not in PRESETS:
+        raise ConfigError(f"unknown size {size!r}; choose one of {sorted(PRESETS)}")
+    base = PRESETS[size]().to_dict()
+    merged = _deep_merge(base, data)
+    return _from_dict(Config, merged, "config").validate()
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_config(name_or_path: str) -> Config:
+    """A preset name (``lite``, ``paper``, ``tiny``) or a JSON file of overrides."""
+    if name_or_path in PRESETS:
+        return PRESETS[name_or_path]().validate()
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise ConfigError(f"config {name_or_path!r} is neither a preset {sorted(PRESETS)} nor a file")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid JSON: {exc}") from exc
+    return config_from_dict(data)

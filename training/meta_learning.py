@@ -1,0 +1,103 @@
+"""One meta-learning step of Zakharov et al. 2019 (the losses and updates, no I/O).
+
+Per episode: the embedder turns K frames (+ landmarks) of video i into e_hat (the mean of the
+per-frame vectors); the generator renders the target frame's landmarks with AdaIN parameters
+P e_hat; the embedder and generator (and W_i through the match loss) are updated on
+content + adversarial + feature-matching + embedding-match losses; then the discriminator is
+updated ``d_steps`` times on the hinge loss (the paper's two-time-scale rule).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .checkpoint import Models
+from .config import Config
+from .losses import (ContentLoss, adversarial_g_loss, embedding_match_loss, feature_matching_loss,
+                     hinge_d_loss)
+
+
+@dataclass
+class StepResult:
+    """Losses of one step (floats) and the images for sample grids."""
+
+    losses: dict[str, float]
+    fake: torch.Tensor
+    real: torch.Tensor
+    shot: torch.Tensor
+
+
+def embed_episode(embedder: nn.Module, shots_image: torch.Tensor, shots_landmarks: torch.Tensor) -> torch.Tensor:
+    """[B,K,3,R,R] + [B,K,68,2] -> mean identity [B,D]."""
+    b, k = shots_image.shape[:2]
+    e = embedder(shots_image.flatten(0, 1), shots_landmarks.flatten(0, 1))
+    return e.view(b, k, -1).mean(dim=1)
+
+
+class MetaLearner:
+    """Owns the optimizers and performs meta-learning steps on (possibly DDP-wrapped) modules."""
+
+    def __init__(self, models: Models, config: Config, device: torch.device,
+                 wrap: "callable | None" = None) -> None:
+        self.models = models
+        self.config = config
+        self.device = device
+        t = config.train
+        wrap = wrap or (lambda m: m)
+        self.E = wrap(models.embedder.to(device))
+        self.G = wrap(models.generator.to(device))
+        self.D = wrap(models.discriminator.to(device))
+        self.content = ContentLoss(config.loss).to(device)
+        disc = models.discriminator
+        self.opt_g = torch.optim.Adam(
+            [{"params": list(models.embedder.parameters()) + list(models.generator.parameters())},
+             {"params": [disc.W]}],  # W_i also learns from the embedding-match loss
+            lr=t.lr_gen, betas=t.betas)
+        self.opt_d = torch.optim.Adam(disc.parameters(), lr=t.lr_disc, betas=t.betas)
+
+    @property
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"gen": self.opt_g, "disc": self.opt_d}
+
+    def step(self, batch: dict[str, torch.Tensor]) -> StepResult:
+        w = self.config.loss
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        real, lm, vid = batch["target_image"], batch["target_landmarks"], batch["video_index"]
+        for m in (self.E, self.G, self.D):
+            m.train()
+
+        # Embedder + generator update.
+        identity = embed_episode(self.E, batch["shots_image"], batch["shots_landmarks"])
+        fake = self.G(lm, identity)
+        fake_score, fake_feats = self.D(fake, lm, vid)
+        with torch.no_grad():
+            _, real_feats = self.D(real, lm, vid)
+        l_content = self.content(fake, real)
+        l_adv = adversarial_g_loss(fake_score)
+        l_fm = feature_matching_loss(fake_feats, real_feats)
+        l_match = embedding_match_loss(identity, self.models.discriminator.W[vid])
+        loss_g = l_content + w.w_adv * l_adv + w.w_fm * l_fm + w.w_match * l_match
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+
+        # Discriminator updates.
+        fake_d = fake.detach()
+        l_d = torch.zeros((), device=self.device)
+        real_score = torch.zeros(1)
+        for _ in range(self.config.train.d_steps):
+            real_score, _ = self.D(real, lm, vid)
+            fscore, _ = self.D(fake_d, lm, vid)
+            l_d = hinge_d_loss(real_score, fscore)
+            self.opt_d.zero_grad(set_to_none=True)
+            l_d.backward()
+            self.opt_d.step()
+
+        with torch.no_grad():
+            l1 = torch.mean(torch.abs(fake_d - real))
+        values = {"loss_g": loss_g, "content": l_content, "adv": l_adv, "fm": l_fm, "match": l_match,
+                  "loss_d": l_d, "l1": l1, "d_real": real_score.mean(), "d_fake": fake_score.mean()}
+        losses = {k: float(v.detach()) for k, v in values.items()}
+        return StepResult(losses, fake_d, real.detach(), batch["shots_image"][:, 0].detach())

@@ -1,0 +1,187 @@
+"""Meta-learning: ``python -m training.train --config lite|paper|FILE --data DIR [DIR ...] --out DIR``.
+
+A run directory holds ``options.json``, ``metrics.csv``, ``samples/*.png``, ``loss_curve.png``,
+``checkpoint.safetensors`` and ``optimizer.pt``. ``--resume`` continues a run exactly where its
+checkpoint left it (episodes depend only on seed and step). Several processes: launch with
+``torchrun --nproc_per_node N -m training.train ...`` (DistributedDataParallel; gloo on CPU).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from .augment import Augmentation
+from .checkpoint import CheckpointState, build_models, load_checkpoint, load_optimizers, save_checkpoint
+from .config import Config, load_config
+from .dataset import EpisodeDataset
+from .errors import TrainingError
+from .meta_learning import MetaLearner
+from .run_dir import MetricsLog, plot_losses, write_grid, write_options
+
+log = logging.getLogger("talkinghead.train")
+CHECKPOINT = "checkpoint.safetensors"
+
+
+@dataclass
+class RunOptions:
+    """Everything the command line says, besides the config."""
+
+    data: list[Path]
+    out: Path
+    resume: bool = False
+    init: Path | None = None  # start from these weights (e.g. the repo's compact checkpoint)
+    steps: int | None = None  # total steps to reach (overrides config.train.steps)
+    skip_short: bool = False
+    holdout: tuple[str, ...] = field(default_factory=tuple)
+    device: str = "auto"
+    compact: Path | None = None  # also write an fp16 weights-only copy here at each checkpoint
+    quiet: bool = False
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank() if world > 1 else 0), world
+
+
+def train(config: Config, opts: RunOptions) -> Path:
+    """Run (or resume) meta-learning; returns the checkpoint path."""
+    rank, world = _distributed()
+    t = config.train
+    torch.manual_seed(t.seed)
+    ckpt_path = opts.out / CHECKPOINT
+    if ckpt_path.exists() and not opts.resume:
+        raise TrainingError(f"{opts.out} already holds a run; pass --resume to continue it or choose another --out")
+    if opts.resume and not ckpt_path.exists():
+        raise TrainingError(f"--resume: no checkpoint in {opts.out}")
+    dataset = EpisodeDataset(opts.data, t.k_shots, config.net.resolution,
+                             augmentation=Augmentation(t.flip_prob, t.color_jitter),
+                             skip_short=opts.skip_short, holdout=opts.holdout)
+    if opts.resume:
+        models, state = load_checkpoint(ckpt_path, config)
+    elif opts.init is not None:
+        models, state = load_checkpoint(opts.init, config)
+        state.step = 0
+    else:
+        models, state = build_models(config, len(dataset)), CheckpointState()
+    if (opts.resume or opts.init) and state.videos and state.videos != dataset.names:
+        raise TrainingError("the dataset's videos differ from the checkpoint's (W_i are per video); "
+                            f"checkpoint has {len(state.videos)}, data has {len(dataset)}")
+    state.videos, state.data = dataset.names, {"roots": [str(p) for p in opts.data], **dataset.summary()}
+
+    device = _device(opts.device)
+    wrap = None
+    if world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        wrap = lambda m: torch.nn.parallel.DistributedDataParallel(m, device_ids=ids, find_unused_parameters=True)  # noqa: E731
+    learner = MetaLearner(models, config, device, wrap)
+    if opts.resume:
+        load_optimizers(ckpt_path, learner.optimizers)
+
+    total = opts.steps if opts.steps is not None else t.steps
+    main = rank == 0
+    if main:
+        (opts.out / "samples").mkdir(parents=True, exist_ok=True)
+        write_options(opts.out, {"config": config.to_dict(), "data": [str(p) for p in opts.data],
+                                 "holdout": list(opts.holdout), "world_size": world, "device": str(device),
+                                 "threads": torch.get_num_threads()})
+    metrics = MetricsLog(opts.out, state.step if opts.resume else None) if main else None
+    start, t0 = state.step, time.time()
+    seconds_before = float(state.extra.get("train_seconds", 0.0))
+    bar = tqdm(range(start, total), initial=start, total=total, disable=not main or opts.quiet,
+               desc="meta-learning", unit="step")
+    for step in bar:
+        batch = dataset.batch(t.seed, step, t.batch_size, rank)
+        result = learner.step(batch)
+        state.step = step + 1
+        if main:
+            if state.step % t.log_every == 0 or state.step == total:
+                metrics.log({"step": state.step, "seconds": round(time.time() - t0, 2), **result.losses})
+                bar.set_postfix(l1=f"{result.losses['l1']:.3f}", d=f"{result.losses['loss_d']:.2f}")
+            if state.step % t.sample_every == 0 or state.step == total:
+                write_grid(opts.out / "samples" / f"step_{state.step:07d}.png",
+                           [result.shot, result.real, result.fake])
+            if state.step % t.checkpoint_every == 0 or state.step == total:
+                state.extra["train_seconds"] = round(seconds_before + time.time() - t0, 1)
+                _save(models, state, learner, opts)
+    if main and state.step == start:  # nothing to do: still leave a checkpoint
+        _save(models, state, learner, opts)
+    if main and (opts.out / "metrics.csv").is_file():
+        plot_losses(opts.out / "metrics.csv", opts.out / "loss_curve.png")
+    if world > 1:
+        dist.barrier()
+    return ckpt_path
+
+
+def _save(models, state, learner: MetaLearner, opts: RunOptions) -> None:
+    save_checkpoint(opts.out / CHECKPOINT, models, state, optimizers=learner.optimizers)
+    if opts.compact is not None:
+        save_checkpoint(opts.compact, models, state, half=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="lite", help="preset (lite, paper, tiny) or a JSON file (default: lite)")
+    p.add_argument("--data", nargs="+", type=Path, required=True, help="prepared dataset folder(s)")
+    p.add_argument("--out", type=Path, required=True, help="run directory")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--init", type=Path, help="start from this checkpoint's weights (new optimizer state)")
+    p.add_argument("--steps", type=int, help="total steps to reach (default: the config's)")
+    p.add_argument("--seed", type=int, help="override config.train.seed")
+    p.add_argument("--k-shots", type=int, help="override config.train.k_shots")
+    p.add_argument("--holdout", nargs="*", default=[], help="video names to leave out (evaluation)")
+    p.add_argument("--holdout-file", type=Path, help="a file with one held-out video name per line")
+    p.add_argument("--skip-short", action="store_true", help="leave out videos with fewer than K+1 frames")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--compact", type=Path, help="also write an fp16 weights-only checkpoint here")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        config = load_config(args.config)
+        if args.seed is not None:
+            config.train.seed = args.seed
+        if args.k_shots is not None:
+            config.train.k_shots = args.k_shots
+        config.validate()
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        holdout = list(args.holdout)
+        if args.holdout_file:
+            holdout += [ln.strip() for ln in args.holdout_file.read_text().splitlines()
+                        if ln.strip() and not ln.startswith("#")]
+        opts = RunOptions(data=args.data, out=args.out, resume=args.resume, init=args.init, steps=args.steps,
+                          skip_short=args.skip_short, holdout=tuple(holdout), device=args.device,
+                          compact=args.compact, quiet=args.quiet)
+        path = train(config, opts)
+    except TrainingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"checkpoint: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
