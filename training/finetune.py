@@ -1,0 +1,170 @@
+"""Few-shot fine-tuning of a meta-learned model on K frames of a new person (paper, section 3.3).
+
+The identity e_hat (mean embedding of the K shots) initialises the generator's AdaIN parameters
+psi' = P e_hat, which are then trained directly along with the generator's weights; the
+discriminator's W_i is replaced by w' initialised from e_hat. The embedder is no longer needed:
+the result is a personalised checkpoint that renders from landmarks alone.
+
+``python -m training.finetune --checkpoint CKPT (--data PREPARED_VIDEO | --images IMG ...) --out FILE``
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .checkpoint import CheckpointState, Models, load_checkpoint, save_checkpoint
+from .errors import DatasetError, TrainingError
+from .losses import ContentLoss, adversarial_g_loss, feature_matching_loss, hinge_d_loss
+
+
+@dataclass
+class FinetuneConfig:
+    """Fine-tuning schedule (the paper's rates by default)."""
+
+    steps: int = 40
+    lr_gen: float = 5e-5
+    lr_psi: float = 5e-4  # the AdaIN parameters move further than the shared weights
+    lr_disc: float = 2e-4
+    batch_size: int = 4
+    seed: int = 0
+    use_discriminator: bool = True
+
+
+def finetune(models: Models, shots_image: torch.Tensor, shots_landmarks: torch.Tensor,
+             config: FinetuneConfig | None = None, device: str | torch.device = "cpu",
+             progress: bool = False) -> tuple[Models, list[dict[str, float]]]:
+    """Fine-tune a copy of ``models`` on K shots ([K,3,R,R] in [-1,1], [K,68,2]).
+
+    Returns the personalised models (``psi`` set) and the per-step losses.
+    """
+    cfg = config or FinetuneConfig()
+    if shots_image.ndim != 4 or shots_landmarks.shape != (shots_image.shape[0], 68, 2):
+        raise DatasetError(f"fine-tuning needs [K,3,R,R] images and [K,68,2] landmarks, got "
+                           f"{tuple(shots_image.shape)} and {tuple(shots_landmarks.shape)}")
+    device = torch.device(device)
+    m = copy.deepcopy(models)
+    E, G, D = m.embedder.to(device).eval(), m.generator.to(device), m.discriminator.to(device)
+    images, lms = shots_image.to(device), shots_landmarks.to(device)
+    with torch.no_grad():
+        e_hat = E(images, lms).mean(dim=0, keepdim=True)
+    psi = torch.nn.Parameter(G.project(e_hat).detach().clone())
+    w_prime = torch.nn.Parameter(e_hat.detach().clone())
+    content = ContentLoss(m.config.loss).to(device)
+    w = m.config.loss
+    opt_g = torch.optim.Adam([{"params": G.parameters()}, {"params": [psi], "lr": cfg.lr_psi}],
+                             lr=cfg.lr_gen, betas=m.config.train.betas)
+    opt_d = torch.optim.Adam(list(D.parameters()) + [w_prime], lr=cfg.lr_disc, betas=m.config.train.betas)
+    rng = np.random.default_rng(cfg.seed)
+    history: list[dict[str, float]] = []
+    G.train()
+    D.train()
+    zero_index = torch.zeros(1, dtype=torch.long, device=device)
+    for _ in tqdm(range(cfg.steps), desc="fine-tuning", disable=not progress):
+        idx = torch.as_tensor(rng.integers(0, images.shape[0], size=cfg.batch_size), device=device)
+        real, lm = images[idx], lms[idx]
+        fake = G.synthesize(lm, psi)
+        loss = content(fake, real)
+        row = {"content": float(loss.detach())}
+        if cfg.use_discriminator:
+            wo = w_prime.expand(lm.shape[0], -1)
+            fscore, ffeats = D(fake, lm, zero_index, w_override=wo)
+            with torch.no_grad():
+                _, rfeats = D(real, lm, zero_index, w_override=wo)
+            loss = loss + w.w_adv * adversarial_g_loss(fscore) + w.w_fm * feature_matching_loss(ffeats, rfeats)
+        opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_g.step()
+        if cfg.use_discriminator:
+            wo = w_prime.expand(lm.shape[0], -1)
+            rscore, _ = D(real, lm, zero_index, w_override=wo)
+            fscore, _ = D(fake.detach(), lm, zero_index, w_override=wo)
+            l_d = hinge_d_loss(rscore, fscore)
+            opt_d.zero_grad(set_to_none=True)
+            l_d.backward()
+            opt_d.step()
+            row["loss_d"] = float(l_d.detach())
+        with torch.no_grad():
+            row["l1"] = float(torch.mean(torch.abs(fake - real)))
+        history.append(row)
+    G.eval()
+    m.psi = psi.detach().cpu()
+    m.embedder.cpu()
+    m.generator.cpu()
+    m.discriminator.cpu()
+    return m, history
+
+
+def _load_prepared_shots(folder: Path, k: int, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
+    from .dataset import EpisodeDataset
+
+    ds = EpisodeDataset([folder.parent], k_shots=k, resolution=resolution, min_frames=1, skip_short=True)
+    if folder.name not in ds.names:
+        raise DatasetError(f"{folder} is not a prepared video (run training.prepare on it)")
+    item = ds.items[ds.names.index(folder.name)]
+    idx = np.linspace(0, item.num_frames - 1, num=min(k, item.num_frames)).round().astype(int)
+    frames = np.stack([ds._read(item, int(i)) for i in idx])
+    images = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return images, torch.from_numpy(item.landmarks[idx].copy())
+
+
+def _load_image_shots(paths: list[Path], resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
+    from talkinghead.crop import crop_from_landmarks, to_normalised, warp_to_crop
+    from talkinghead.images import read_image
+    from talkinghead.landmarks import detect_landmarks
+
+    imgs, lms = [], []
+    for p in paths:
+        image = read_image(p)
+        points = detect_landmarks(image).points
+        crop = crop_from_landmarks(points)
+        imgs.append(warp_to_crop(image, crop, resolution))
+        lms.append(to_normalised(points, crop))
+    images = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return images, torch.from_numpy(np.stack(lms).astype(np.float32))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.finetune", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", type=Path, required=True, help="meta-learned checkpoint")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", type=Path, help="one prepared video folder (training.prepare output)")
+    src.add_argument("--images", type=Path, nargs="+", help="photos of the person (landmarks detected)")
+    p.add_argument("-k", "--shots", type=int, default=8, help="frames taken from --data (default 8)")
+    p.add_argument("--steps", type=int, default=FinetuneConfig.steps)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", type=Path, required=True, help="personalised checkpoint to write")
+    p.add_argument("--overwrite", action="store_true")
+    args = p.parse_args(argv)
+    try:
+        if args.out.exists() and not args.overwrite:
+            raise TrainingError(f"{args.out} exists; pass --overwrite to replace it")
+        models, state = load_checkpoint(args.checkpoint)
+        res = models.config.net.resolution
+        if args.data is not None:
+            images, lms = _load_prepared_shots(args.data, args.shots, res)
+        else:
+            if not 1 <= len(args.images) <= 32:
+                raise TrainingError("give 1 to 32 images")
+            images, lms = _load_image_shots(args.images, res)
+        tuned, hist = finetune(models, images, lms, FinetuneConfig(steps=args.steps), args.device, progress=True)
+        state = CheckpointState(step=state.step, videos=state.videos, data=state.data, kind="personalised",
+                                extra={"finetune_steps": args.steps, "shots": int(images.shape[0]),
+                                       "final_l1": hist[-1]["l1"] if hist else None})
+        save_checkpoint(args.out, tuned, state)
+    except TrainingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"personalised checkpoint: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
