@@ -1,0 +1,78 @@
+"""Motion transfer: the driver's landmarks -> landmarks for the avatar's face (crop-normalised).
+
+``relative`` (default): the driver's motion since its reference frame (its first), scaled by the
+ratio of face sizes, is added to the source's own landmarks, so the source keeps its face shape.
+``absolute``: the driver's landmarks are used as they are (the source takes the driver's shape).
+Both express the driver in the crop of its reference frame, so head translation and scale survive.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from .crop import Crop, CropConfig, crop_from_landmarks, to_normalised
+from .errors import InputError
+
+Mode = Literal["relative", "absolute"]
+
+
+def check_landmarks(points: object, name: str = "landmarks", batched: bool | None = None) -> np.ndarray:
+    """float32 [68, 2] or [B, 68, 2], finite; InputError naming the problem otherwise."""
+    arr = np.asarray(points)
+    if arr.dtype.kind not in "fiu":
+        raise InputError(f"{name} must be numeric, got dtype {arr.dtype}")
+    ok_shapes = {False: arr.ndim == 2, True: arr.ndim == 3, None: arr.ndim in (2, 3)}[batched]
+    if not ok_shapes or arr.shape[-2:] != (68, 2):
+        raise InputError(f"{name} must have shape {'[B, 68, 2]' if batched else '[68, 2]'}"
+                         f"{' or [B, 68, 2]' if batched is None else ''}, got {list(arr.shape)}")
+    if not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr.reshape(-1, 68, 2)).all(axis=-1))
+        raise InputError(f"{name} contain NaN or infinite values (first at frame {bad[0][0]}, point {bad[0][1]})")
+    return arr.astype(np.float32, copy=False)
+
+
+def face_size(points: np.ndarray) -> float:
+    """Size of a face in its own units: the larger side of its landmarks' bounding box."""
+    return float(np.max(points.max(axis=0) - points.min(axis=0)))
+
+
+@dataclass
+class MotionTransfer:
+    """Stateful per-sequence transfer; the first driver frame becomes the reference.
+
+    Args:
+        source: the avatar's landmarks, crop-normalised [68, 2].
+        mode: "relative" or "absolute".
+        crop_config: the crop rule that frames the driver's reference.
+    """
+
+    source: np.ndarray
+    mode: Mode = "relative"
+    crop_config: CropConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("relative", "absolute"):
+            raise InputError(f"mode must be 'relative' or 'absolute', got {self.mode!r}")
+        self.source = check_landmarks(self.source, "source landmarks", batched=False)
+        self.reference_crop: Crop | None = None
+        self.reference: np.ndarray | None = None
+        self._scale = 1.0
+
+    def set_reference(self, driver_px: np.ndarray) -> None:
+        """Use these driver landmarks (pixels) as the reference frame."""
+        driver_px = check_landmarks(driver_px, "driver landmarks", batched=False)
+        self.reference_crop = crop_from_landmarks(driver_px, self.crop_config)
+        self.reference = to_normalised(driver_px, self.reference_crop)
+        self._scale = face_size(self.source) / max(face_size(self.reference), 1e-6)
+
+    def __call__(self, driver_px: np.ndarray) -> np.ndarray:
+        """Driver landmarks in pixels [68, 2] or [B, 68, 2] -> avatar landmarks, crop-normalised."""
+        driver_px = check_landmarks(driver_px, "driver landmarks")
+        if self.reference is None:
+            self.set_reference(driver_px[0] if driver_px.ndim == 3 else driver_px)
+        norm = to_normalised(driver_px, self.reference_crop)
+        if self.mode == "absolute":
+            return norm.astype(np.float32)
+        return (self.source + (norm - self.reference) * self._scale).astype(np.float32)

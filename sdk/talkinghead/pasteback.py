@@ -1,0 +1,33 @@
+"""Paste a rendered crop back into the source image with a feathered mask."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from .crop import Crop, sample_from_crop
+
+
+@lru_cache(maxsize=8)
+def feather_mask(resolution: int, feather: float = 0.12) -> np.ndarray:
+    """[R, R, 1] float32: 1 inside, falling smoothly to 0 over ``feather`` of the side at the border."""
+    t = (np.arange(resolution, dtype=np.float32) + 0.5) / resolution
+    edge = np.minimum(t, 1 - t) / max(feather, 1e-6)
+    ramp = np.clip(edge, 0, 1)
+    ramp = ramp * ramp * (3 - 2 * ramp)  # smoothstep
+    return (ramp[:, None] * ramp[None, :])[..., None].astype(np.float32)
+
+
+def paste_back(frame: np.ndarray, crop_image: np.ndarray, crop: Crop, feather: float = 0.12) -> np.ndarray:
+    """A copy of ``frame`` with ``crop_image`` (the model's output for ``crop``) blended in."""
+    h, w = frame.shape[:2]
+    r = crop_image.shape[0]
+    rgba = np.concatenate([crop_image.astype(np.float32), feather_mask(r, feather) * 255.0], axis=-1)
+    patch, (x0, y0, x1, y1) = sample_from_crop(rgba, crop, h, w)
+    out = frame.copy()
+    if x1 <= x0 or y1 <= y0:
+        return out
+    alpha = patch[..., 3:4] / 255.0
+    region = out[y0:y1, x0:x1].astype(np.float32)
+    out[y0:y1, x0:x1] = np.clip(region + (patch[..., :3] - region) * alpha + 0.5, 0, 255).astype(np.uint8)
+    return out
