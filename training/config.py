@@ -61,6 +61,7 @@ class NetworkConfig:
     emb_attention: tuple[int, ...] = (32,)
     disc_widths: tuple[int, ...] = (64, 128, 256, 512, 512, 512)
     disc_attention: tuple[int, ...] = (32,)
+    trunk_pool_first: bool = False  # embedder/discriminator's first block pools before its convs (4x cheaper)
     spectral_norm: bool = True
     raster: RasterConfig = field(default_factory=RasterConfig)
 
@@ -166,6 +167,7 @@ def lite_config() -> Config:
         emb_attention=(32,),
         disc_widths=(32, 64, 128, 256, 384, 512),
         disc_attention=(),
+        trunk_pool_first=True,
     )
     return Config(size="lite", net=net)
 

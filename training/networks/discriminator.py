@@ -24,7 +24,7 @@ class Discriminator(nn.Module):
             raise ValueError("the discriminator's last width must equal embedding_dim (W_i ~ e_i)")
         self.rasterizer = LandmarkRasterizer(config.resolution, config.raster)
         self.trunk = DownTrunk(3 + self.rasterizer.channels, config.disc_widths, config.resolution,
-                               config.disc_attention, config.spectral_norm)
+                               config.disc_attention, config.spectral_norm, config.trunk_pool_first)
         self.head = ResBlock(self.trunk.out_channels, config.spectral_norm)
         d = config.embedding_dim
         self.W = nn.Parameter(torch.randn(num_videos, d) * 0.02)

@@ -18,7 +18,7 @@ class Embedder(nn.Module):
         super().__init__()
         self.rasterizer = LandmarkRasterizer(config.resolution, config.raster)
         self.trunk = DownTrunk(3 + self.rasterizer.channels, config.emb_widths, config.resolution,
-                               config.emb_attention, config.spectral_norm)
+                               config.emb_attention, config.spectral_norm, config.trunk_pool_first)
         c = self.trunk.out_channels
         self.proj = sn(nn.Linear(c, config.embedding_dim), config.spectral_norm) \
             if c != config.embedding_dim else None

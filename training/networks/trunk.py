@@ -14,13 +14,14 @@ class DownTrunk(nn.Module):
     """
 
     def __init__(self, in_channels: int, widths: tuple[int, ...], resolution: int,
-                 attention: tuple[int, ...], use_sn: bool = True) -> None:
+                 attention: tuple[int, ...], use_sn: bool = True, pool_first: bool = False) -> None:
         super().__init__()
         self.blocks = nn.ModuleList()
         self.attn = nn.ModuleDict()
         cin, res = in_channels, resolution
         for i, cout in enumerate(widths):
-            self.blocks.append(ResBlockDown(cin, cout, use_sn=use_sn, first=(i == 0)))
+            self.blocks.append(ResBlockDown(cin, cout, use_sn=use_sn, first=(i == 0),
+                                            pool_first=pool_first and i == 0))
             cin, res = cout, res // 2
             if res in attention:
                 self.attn[str(i)] = SelfAttention(cout, use_sn)
