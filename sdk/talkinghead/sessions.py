@@ -64,7 +64,10 @@ class SessionConfig:
 
 
 class GraphSession:
-    """One graph on onnxruntime: named float32 inputs in, the first output out."""
+    """One graph on onnxruntime: named float32 inputs in, the first output out.
+
+    The package checks the session against its manifest (``ModelPackage.check_session``).
+    """
 
     def __init__(self, path: Path, role: str, config: SessionConfig) -> None:
         self.path = Path(path)
@@ -75,10 +78,6 @@ class GraphSession:
         except Exception as exc:  # onnxruntime raises its own types for corrupt graphs
             raise ModelPackageError(f"{self.path.name}: onnxruntime cannot load this graph ({exc})") from exc
         self.providers = check_running(self.session, requested, f"{role} ({self.path.name})")
-        meta_role = self.session.get_modelmeta().custom_metadata_map.get("talkinghead.role")
-        if meta_role is not None and meta_role != role:
-            raise ModelPackageError(f"{self.path.name} is stamped as the {meta_role!r} graph, but the manifest "
-                                    f"lists it as {role!r}")
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 

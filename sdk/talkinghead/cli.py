@@ -1,0 +1,209 @@
+"""The `talkinghead` command: animate, demo, embed, info.
+
+Exit codes: 0 success, 2 a problem with the user's input (one line on stderr), 1 an internal
+failure. ``--verbose`` shows tracebacks and debug logs; ``--quiet`` hides progress.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from . import __version__
+from .errors import InputError, OutputExistsError, TalkingHeadError
+
+log = logging.getLogger("talkinghead")
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USER = 0, 1, 2
+
+
+def _check_output(path: Path, overwrite: bool) -> None:
+    """Fail before any work when the output exists (without --overwrite) or cannot be written."""
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} exists; pass --overwrite to replace it")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; give a file name such as out.mp4")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"cannot write {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"cannot write {path}: folder {parent} is not writable")
+
+
+def _load(args):
+    from .model import load_model
+
+    return load_model(args.model, providers=args.provider, intra_op_threads=args.threads, variant=args.variant)
+
+
+def cmd_animate(args) -> int:
+    from .avatar import Avatar
+    from .progress import Progress
+    from .video import VideoWriter, probe
+
+    out = Path(args.output)
+    _check_output(out, args.overwrite)
+    info = probe(args.driving)
+    model = _load(args)
+    if args.avatar:
+        avatar = Avatar.load(args.avatar)
+    else:
+        if not args.source:
+            raise InputError("give --source IMG [IMG ...] (or --avatar FILE)")
+        avatar = model.create_avatar(args.source, face_index=args.face)
+    output = "crop" if args.crop_only or not avatar.can_paste else "paste"
+    fps = args.fps or info.fps
+    frames = model.animate(avatar, args.driving, mode=args.mode, output=output, batch_size=args.batch)
+    with VideoWriter(out, fps=fps, overwrite=args.overwrite, audio_from=args.driving) as writer, \
+            Progress("rendering", info.frame_count, enabled=not args.quiet) as progress:
+        for frame in frames:
+            writer.write(frame)
+            progress.update()
+    if model.stats.lost_frames:
+        print(f"warning: the face was lost in {model.stats.lost_frames} driving frame(s); "
+              "they reuse the last good landmarks", file=sys.stderr)
+    if not args.quiet:
+        print(f"wrote {out} ({model.stats.frames} frames, {fps:g} fps, {progress.fps:.1f} frames/s)")
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    from .performance import PerformanceConfig, generate_performance
+    from .progress import Progress
+    from .video import VideoWriter
+
+    out = Path(args.output)
+    _check_output(out, args.overwrite)
+    model = _load(args)
+    avatar = model.default_avatar()
+    track = generate_performance(avatar.landmarks, args.seconds, args.fps, PerformanceConfig(seed=args.seed))
+    with VideoWriter(out, fps=args.fps, overwrite=args.overwrite) as writer, \
+            Progress("rendering demo", len(track), enabled=not args.quiet) as progress:
+        for start in range(0, len(track), args.batch):
+            for frame in model.render(avatar, track[start:start + args.batch], coords="normalised"):
+                writer.write(frame)
+                progress.update()
+    if not args.quiet:
+        print(f"wrote {out} ({len(track)} frames at {args.fps:g} fps, model {model.name}, "
+              f"{', '.join(model.providers)})")
+    return EXIT_OK
+
+
+def cmd_embed(args) -> int:
+    out = Path(args.output)
+    _check_output(out, args.overwrite)
+    model = _load(args)
+    avatar = model.create_avatar(args.source, face_index=args.face)
+    avatar.save(out, overwrite=args.overwrite)
+    if not args.quiet:
+        print(f"wrote {out} ({avatar.shots} shot(s), model {model.name})")
+    return EXIT_OK
+
+
+def cmd_info(args) -> int:
+    import onnxruntime as ort
+
+    from .package import ModelPackage
+    from .providers import available_providers
+    from .model import DEFAULT_PACKAGE
+
+    print(f"talkinghead {__version__}")
+    print(f"onnxruntime {ort.__version__}; providers available: {', '.join(available_providers())}")
+    folder = Path(args.model) if args.model else DEFAULT_PACKAGE
+    pkg = ModelPackage.load(folder)
+    print(f"model {pkg.name}: size {pkg.size}, {pkg.kind}, {pkg.resolution}x{pkg.resolution}, "
+          f"identity D={pkg.embedding_dim}, version {pkg.version}")
+    print(f"  folder {pkg.folder}")
+    for role in ("embedder", "generator"):
+        if pkg.has_graph(role):
+            path = pkg.graph_path(role)
+            print(f"  {role}: {path.name} ({path.stat().st_size / 2**20:.1f} MiB)")
+    for name, v in pkg.variants.items():
+        print(f"  variant {name}: {v.file} ({(pkg.folder / v.file).stat().st_size / 2**20:.1f} MiB), "
+              f"error vs fp32 {v.error}")
+    if pkg.default_avatar_path is not None:
+        print(f"  default avatar: {pkg.default_avatar_path.name}")
+    return EXIT_OK
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model package folder (default: the bundled model)")
+    p.add_argument("--provider", default="auto", help="auto, cpu, cuda, or an onnxruntime provider name")
+    p.add_argument("--variant", default="auto", choices=["auto", "fp32", "int8", "fp16"],
+                   help="generator variant (default auto: fp16 on CUDA, fp32 on CPU)")
+    p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: all cores)")
+    p.add_argument("--batch", type=int, default=1, help="frames per generator call")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logs and tracebacks")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    parser = argparse.ArgumentParser(prog="talkinghead", parents=[common],
+                                     description="Few-shot neural talking heads on ONNX Runtime.")
+    parser.add_argument("--version", action="version", version=f"talkinghead {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("animate", parents=[common], help="animate photos of a person with a driving video")
+    p.add_argument("--source", nargs="+", metavar="IMG", help="1 to 32 photos of one person")
+    p.add_argument("--avatar", help="an avatar file from `talkinghead embed` instead of --source")
+    p.add_argument("--driving", required=True, metavar="VIDEO", help="driving video (mp4, mov, mpg, ...)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.mp4")
+    p.add_argument("--mode", choices=["relative", "absolute"], default="relative",
+                   help="relative (default): keep the source's face shape; absolute: take the driver's")
+    p.add_argument("--crop-only", action="store_true", help="write the face crop, not the pasted source image")
+    p.add_argument("--fps", type=float, help="output frame rate (default: the driving clip's)")
+    p.add_argument("--face", type=int, default=0, help="which face in the source (0: the largest)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    _add_model_options(p)
+    p.set_defaults(func=cmd_animate)
+
+    p = sub.add_parser("demo", parents=[common], help="render the bundled avatar with a generated performance")
+    p.add_argument("-o", "--output", default="demo.mp4", metavar="OUT.mp4")
+    p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--fps", type=float, default=25.0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated performance")
+    p.add_argument("--overwrite", action="store_true")
+    _add_model_options(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("embed", parents=[common], help="embed photos of a person into an avatar file")
+    p.add_argument("--source", nargs="+", required=True, metavar="IMG")
+    p.add_argument("-o", "--output", required=True, metavar="AVATAR.npz")
+    p.add_argument("--face", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true")
+    _add_model_options(p)
+    p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("info", parents=[common], help="versions, providers and the model's manifest")
+    p.add_argument("--model", help="model package folder (default: the bundled model)")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else (logging.ERROR if args.quiet else logging.WARNING),
+                        format="%(levelname)s: %(message)s")
+    try:
+        return args.func(args)
+    except TalkingHeadError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an internal failure: say so, with a traceback under --verbose
+        if args.verbose:
+            traceback.print_exc()
+        print(f"internal error: {type(exc).__name__}: {exc} (run with --verbose for details)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

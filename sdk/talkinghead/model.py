@@ -1,0 +1,297 @@
+"""TalkingHeadModel: a loaded model package — embed shots once, then render frame after frame.
+
+    model = talkinghead.load_model()                 # the bundled default package
+    avatar = model.create_avatar(["me.jpg"])          # detect, crop, embed, average
+    for frame in model.animate(avatar, "driver.mp4"):  # track, transfer motion, render, paste back
+        ...
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Literal, Sequence
+
+import numpy as np
+
+from .avatar import Avatar
+from .crop import Crop, crop_from_landmarks, crops_from_landmarks, to_normalised, warp_to_crop
+from .errors import InputError, ModelPackageError
+from .images import as_rgb_array, read_image
+from .motion import MotionTransfer, check_landmarks
+from .package import ModelPackage
+from .pasteback import paste_back
+from .providers import resolve_providers
+from .sessions import GraphSession, SessionConfig
+
+log = logging.getLogger("talkinghead")
+
+MAX_SHOTS = 32
+ImageLike = str | os.PathLike | np.ndarray
+Coords = Literal["pixels", "normalised"]
+
+DEFAULT_PACKAGE = Path(__file__).resolve().parent / "models" / "default"
+
+
+def to_model_input(crops: np.ndarray) -> np.ndarray:
+    """uint8 [N, R, R, 3] -> float32 [N, 3, R, R] in [-1, 1]."""
+    return np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32) / 127.5 - 1.0
+
+
+def from_model_output(images: np.ndarray) -> np.ndarray:
+    """float32 [N, 3, R, R] in [-1, 1] -> uint8 [N, R, R, 3]."""
+    x = np.clip((images + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+
+@dataclass
+class RenderStats:
+    """Counters of the last :meth:`TalkingHeadModel.animate` run."""
+
+    frames: int = 0
+    lost_frames: int = 0
+
+
+class TalkingHeadModel:
+    """A model package on onnxruntime. Create with :func:`talkinghead.load_model`."""
+
+    def __init__(self, package: ModelPackage, config: SessionConfig | None = None) -> None:
+        self.package = package
+        self.config = (config or SessionConfig()).validate()
+        self.variant = self._generator_variant()
+        self.generator = GraphSession(package.graph_path("generator", self.variant), "generator", self.config)
+        package.check_session(self.generator.session, "generator", self.variant)
+        self.embedder = None
+        if package.has_graph("embedder"):
+            self.embedder = GraphSession(package.graph_path("embedder"), "embedder", self.config)
+            package.check_session(self.embedder.session, "embedder")
+        self.providers = self.generator.providers
+        self.stats = RenderStats()
+        log.info("talkinghead: model %s (%s, generator %s) on %s", package.name, package.kind, self.variant,
+                 ", ".join(self.providers))
+
+    def _generator_variant(self) -> str:
+        """The generator variant to run ("auto": fp16 on CUDA when packaged, else fp32)."""
+        variant = self.config.variant
+        if variant == "auto":
+            on_cuda = resolve_providers(self.config.providers)[0] == "CUDAExecutionProvider"
+            variant = "fp16" if on_cuda and "fp16" in self.package.variant_names("generator") else "fp32"
+        return variant
+
+    # -- properties ---------------------------------------------------------------------------
+    @property
+    def resolution(self) -> int:
+        return self.package.resolution
+
+    @property
+    def name(self) -> str:
+        return self.package.name
+
+    @property
+    def personalised(self) -> bool:
+        return self.package.is_personalised
+
+    # -- avatars ------------------------------------------------------------------------------
+    def create_avatar(self, images: ImageLike | Sequence[ImageLike] | None = None,
+                      landmarks: Sequence[np.ndarray] | np.ndarray | None = None,
+                      face_index: int = 0) -> Avatar:
+        """Embed 1–32 shots of one person into an :class:`Avatar`.
+
+        Args:
+            images: paths or RGB uint8 arrays (one or a list). Optional for a personalised
+                package; with one, the first image still serves paste-back.
+            landmarks: per image [68, 2] in pixels; detected (dlib) when not given.
+            face_index: which face when an image holds several (0: the largest).
+        """
+        shots = self._as_image_list(images)
+        if not shots:
+            if not self.personalised:
+                raise InputError("create_avatar needs 1 to 32 images of the person")
+            return self.default_avatar()
+        if landmarks is not None:
+            lms = list(landmarks) if not isinstance(landmarks, np.ndarray) or landmarks.ndim == 3 else [landmarks]
+            if len(lms) != len(shots):
+                raise InputError(f"{len(shots)} images but {len(lms)} landmark arrays")
+            lms = [check_landmarks(lm, f"landmarks of image {i}", batched=False) for i, lm in enumerate(lms)]
+        else:
+            from .landmarks import detect_landmarks
+
+            lms = [detect_landmarks(img, face_index, name=label).points for label, img in shots]
+        crops = [crop_from_landmarks(lm, self.package.crop_config) for lm in lms]
+        crop_images = np.stack([warp_to_crop(img, c, self.resolution) for (_, img), c in zip(shots, crops)])
+        norm = np.stack([to_normalised(lm, c) for lm, c in zip(lms, crops)]).astype(np.float32)
+        if self.embedder is not None:
+            emb = self.embedder.run(image=to_model_input(crop_images), landmarks=norm)
+            identity = emb.mean(axis=0).astype(np.float32)
+        else:
+            identity = np.zeros(0, np.float32)
+        return Avatar(identity=identity, landmarks=norm[0], model=self.name,
+                      embedding_dim=self.package.embedding_dim, shots=len(shots),
+                      image=shots[0][1], crop=crops[0])
+
+    def default_avatar(self) -> Avatar:
+        """The package's own avatar (the one `talkinghead demo` renders)."""
+        path = self.package.default_avatar_path
+        if path is None:
+            raise ModelPackageError(f"package {self.name} has no default avatar")
+        return Avatar.load(path)
+
+    def _as_image_list(self, images: ImageLike | Sequence[ImageLike] | None) -> list[tuple[str, np.ndarray]]:
+        if images is None:
+            return []
+        if isinstance(images, (str, os.PathLike)) or (isinstance(images, np.ndarray) and images.ndim == 3):
+            images = [images]
+        items = list(images)
+        if len(items) > MAX_SHOTS:
+            raise InputError(f"{len(items)} shots given; at most {MAX_SHOTS} are supported")
+        out = []
+        for i, item in enumerate(items):
+            if isinstance(item, (str, os.PathLike)):
+                out.append((str(item), read_image(item)))
+            else:
+                out.append((f"image {i}", as_rgb_array(item, f"image {i}")))
+        return out
+
+    # -- rendering ----------------------------------------------------------------------------
+    def _check_avatar(self, avatar: Avatar) -> None:
+        if not isinstance(avatar, Avatar):
+            raise InputError(f"expected an Avatar, got {type(avatar).__name__}")
+        if not self.personalised and avatar.identity.shape != (self.package.embedding_dim,):
+            raise InputError(f"avatar identity has {avatar.identity.shape[0]} dims; model {self.name} "
+                             f"needs {self.package.embedding_dim} (made by another model?)")
+
+    def render(self, avatar: Avatar, landmarks: np.ndarray, coords: Coords = "normalised") -> np.ndarray:
+        """Render face crops: landmarks [68, 2] or [B, 68, 2] -> uint8 [R, R, 3] or [B, R, R, 3].
+
+        ``coords="pixels"``: landmarks of a driving frame in its pixels, each framed by the crop
+        rule; ``"normalised"``: already crop-normalised (x, y in [-1, 1]).
+        """
+        self._check_avatar(avatar)
+        lm = check_landmarks(landmarks)
+        single = lm.ndim == 2
+        batch = lm[None] if single else lm
+        if coords == "pixels":
+            crops = crops_from_landmarks(batch, self.package.crop_config)
+            batch = to_normalised(batch, crops)
+        elif coords != "normalised":
+            raise InputError(f"coords must be 'pixels' or 'normalised', got {coords!r}")
+        out = from_model_output(self._generate(avatar, batch.astype(np.float32)))
+        return out[0] if single else out
+
+    def _generate(self, avatar: Avatar, norm: np.ndarray) -> np.ndarray:
+        if self.personalised:
+            return self.generator.run(landmarks=norm)
+        ident = np.broadcast_to(avatar.identity, (norm.shape[0], avatar.identity.shape[0]))
+        return self.generator.run(landmarks=norm, identity=ident)
+
+    def animate(self, avatar: Avatar, driving: str | os.PathLike | Iterable[np.ndarray], *,
+                mode: Literal["relative", "absolute"] = "relative", output: Literal["crop", "paste"] = "paste",
+                batch_size: int = 1, smoothing: bool = True,
+                tracker_config: "object | None" = None) -> Iterator[np.ndarray]:
+        """Frames of the avatar driven by a video file, a sequence of frames or of landmarks.
+
+        Args:
+            driving: a video path; an iterable of RGB frames (uint8 [H, W, 3]); or an iterable /
+                array of driver landmarks in pixels ([68, 2] each, e.g. from your own tracker).
+            mode: "relative" (the avatar keeps its face shape) or "absolute".
+            output: "paste" (into the avatar's source image; needs one) or "crop".
+            batch_size: frames per generator call.
+            smoothing: One Euro smoothing of tracked landmarks (video / frames only).
+        """
+        self._check_avatar(avatar)
+        if output not in ("crop", "paste"):
+            raise InputError(f"output must be 'crop' or 'paste', got {output!r}")
+        if output == "paste" and not avatar.can_paste:
+            raise InputError("this avatar has no source image to paste into; use output='crop'")
+        if batch_size < 1:
+            raise InputError("batch_size must be >= 1")
+        self.stats = RenderStats()
+        transfer = MotionTransfer(avatar.landmarks, mode, self.package.crop_config)
+        pending: list[np.ndarray] = []
+        for driver_px in self._driver_landmarks(driving, smoothing, tracker_config):
+            pending.append(transfer(driver_px))
+            if len(pending) == batch_size:
+                yield from self._emit(avatar, pending, output)
+                pending = []
+        if pending:
+            yield from self._emit(avatar, pending, output)
+
+    def _emit(self, avatar: Avatar, pending: list[np.ndarray], output: str) -> Iterator[np.ndarray]:
+        crops = from_model_output(self._generate(avatar, np.stack(pending)))
+        for crop_image in crops:
+            self.stats.frames += 1
+            yield paste_back(avatar.image, crop_image, avatar.crop) if output == "paste" else crop_image
+
+    def _driver_landmarks(self, driving, smoothing: bool, tracker_config) -> Iterator[np.ndarray]:
+        if isinstance(driving, (str, os.PathLike)):
+            from .video import iter_frames
+
+            yield from self._track(iter_frames(driving), smoothing, tracker_config, source=str(driving))
+            return
+        if isinstance(driving, np.ndarray) and driving.ndim == 3 and driving.shape[1:] == (68, 2):
+            yield from check_landmarks(driving, "driver landmarks", batched=True)
+            return
+        it = iter(driving)
+        first = next(it, None)
+        if first is None:
+            raise InputError("the driving sequence is empty")
+        arr = np.asarray(first)
+        if arr.shape == (68, 2):
+            yield check_landmarks(arr, "driver landmarks of frame 0", batched=False)
+            for i, lm in enumerate(it, 1):
+                yield check_landmarks(lm, f"driver landmarks of frame {i}", batched=False)
+        else:
+            def frames():
+                yield arr
+                yield from it
+            yield from self._track(frames(), smoothing, tracker_config, source="the driving frames")
+
+    def _track(self, frames: Iterable[np.ndarray], smoothing: bool, tracker_config, source: str) -> Iterator[np.ndarray]:
+        """Landmarks per frame; lost frames keep the last good landmarks (counted in stats)."""
+        from .errors import NoFaceError
+        from .landmarks.tracker import FaceTracker, TrackerConfig
+
+        tracker = FaceTracker(config=tracker_config or TrackerConfig(smoothing=smoothing))
+        last: np.ndarray | None = None
+        leading = 0  # frames before the first face: they get the first face's landmarks
+        for frame in frames:
+            result = tracker.update(frame)
+            if result.ok:
+                last = result.smoothed
+            elif last is None:
+                leading += 1
+                continue
+            else:
+                self.stats.lost_frames += 1
+            for _ in range(leading):
+                yield last
+            self.stats.lost_frames += leading
+            leading = 0
+            yield last
+        if last is None:
+            raise NoFaceError(f"no face found in any of the {leading} frame(s) of {source}"
+                              if leading else f"no frames in {source}")
+        if self.stats.lost_frames:
+            log.warning("face lost in %d frame(s) of %s; kept the last good landmarks there",
+                        self.stats.lost_frames, source)
+
+
+def load_model(path: str | os.PathLike | None = None, providers="auto", *, intra_op_threads: int = 0,
+               graph_optimization: str = "all", variant: str = "auto", **session_options) -> TalkingHeadModel:
+    """Load a model package folder (the bundled default when ``path`` is None).
+
+    Args:
+        path: the package folder (manifest.json, graphs).
+        providers: "auto" (CUDA when it works, else CPU), "cpu", "cuda" or a list in priority order.
+        intra_op_threads: threads per operator (0: all cores).
+        graph_optimization: onnxruntime graph optimisation level.
+        variant: generator variant: "auto", "fp32", "int8" or "fp16".
+    """
+    folder = Path(path) if path is not None else DEFAULT_PACKAGE
+    if path is None and not (folder / "manifest.json").is_file():
+        raise ModelPackageError(f"the bundled default model is missing from {folder}; reinstall talkinghead "
+                                "or pass a model package folder")
+    config = SessionConfig(providers=providers, intra_op_threads=intra_op_threads,
+                           graph_optimization=graph_optimization, variant=variant, **session_options)
+    return TalkingHeadModel(ModelPackage.load(folder), config)

@@ -1,0 +1,85 @@
+"""The default avatar of a model package: the mean identity of the model's training set.
+
+``python -m training.default_avatar CHECKPOINT PACKAGE_DIR --data PREPARED [PREPARED ...]``
+embeds up to ``--frames`` frames of every training video, averages per video and then over videos,
+and writes ``avatar.npz`` (identity + the mean crop-normalised landmarks) into the package, adding
+``default_avatar`` to its manifest. No training image is stored: the avatar is an identity vector
+and a landmark shape, so ``talkinghead demo`` renders a face that belongs to nobody in the data.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from talkinghead.avatar import Avatar
+
+from .checkpoint import load_checkpoint
+from .dataset import EpisodeDataset
+from .errors import TrainingError
+
+
+def mean_identity(checkpoint: Path, data: list[Path], frames_per_video: int = 4,
+                  holdout: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray, int]:
+    """(identity [D], mean landmarks [68, 2], videos used) over the prepared videos."""
+    models, _ = load_checkpoint(checkpoint)
+    res = models.config.net.resolution
+    ds = EpisodeDataset(data, k_shots=1, resolution=res, min_frames=1, skip_short=True, holdout=holdout)
+    embedder = models.embedder.eval()
+    per_video, shapes = [], []
+    with torch.no_grad():
+        for item in ds.items:
+            idx = np.linspace(0, item.num_frames - 1, num=min(frames_per_video, item.num_frames)).round().astype(int)
+            imgs = np.stack([ds._read(item, int(i)) for i in idx])
+            x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1
+            lm = torch.from_numpy(item.landmarks[idx].copy())
+            per_video.append(embedder(x, lm).mean(0).numpy())
+            shapes.append(item.landmarks.mean(0))
+    return (np.mean(per_video, axis=0).astype(np.float32), np.mean(shapes, axis=0).astype(np.float32),
+            len(per_video))
+
+
+def add_to_package(package: Path, identity: np.ndarray, landmarks: np.ndarray, name: str | None = None) -> Path:
+    """Write avatar.npz into the package folder and reference it from manifest.json."""
+    manifest_file = package / "manifest.json"
+    if not manifest_file.is_file():
+        raise TrainingError(f"{package} is not a model package (no manifest.json)")
+    manifest = json.loads(manifest_file.read_text())
+    avatar = Avatar(identity=identity, landmarks=landmarks, model=name or manifest["name"],
+                    embedding_dim=int(manifest["embedding_dim"]), shots=0)
+    avatar.check()
+    avatar.save(package / "avatar.npz", overwrite=True)
+    manifest["default_avatar"] = "avatar.npz"
+    manifest_file.write_text(json.dumps(manifest, indent=2) + "\n")
+    return package / "avatar.npz"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.default_avatar", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("package", type=Path, help="the exported model package folder")
+    p.add_argument("--data", type=Path, nargs="+", required=True, help="prepared training data")
+    p.add_argument("--frames", type=int, default=4, help="frames embedded per video")
+    p.add_argument("--holdout-file", type=Path, help="videos to leave out")
+    args = p.parse_args(argv)
+    holdout: tuple[str, ...] = ()
+    if args.holdout_file:
+        holdout = tuple(ln.strip() for ln in args.holdout_file.read_text().splitlines()
+                        if ln.strip() and not ln.startswith("#"))
+    try:
+        identity, landmarks, n = mean_identity(args.checkpoint, args.data, args.frames, holdout)
+        path = add_to_package(args.package, identity, landmarks)
+    except TrainingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"default avatar: {path} (mean identity of {n} training videos)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
