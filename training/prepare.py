@@ -61,6 +61,8 @@ class PrepareConfig:
         detector: landmark backend name for ``talkinghead.landmarks.get_detector``.
         crop: the crop rule (the SDK's defaults).
         jpeg_quality: JPEG quality of the stored frames.
+        verify_every: the tracker confirms the face by detection every N frames (1: every
+            frame, so a face that left the picture is never kept; costs ~3 ms a frame).
     """
 
     resolution: int = 256
@@ -69,6 +71,7 @@ class PrepareConfig:
     detector: str = "dlib"
     crop: CropConfig = field(default_factory=CropConfig)
     jpeg_quality: int = 95
+    verify_every: int = 1
 
     def validate(self) -> "PrepareConfig":
         """Raise ValueError on out-of-range values; return self."""
@@ -76,6 +79,8 @@ class PrepareConfig:
             raise ValueError(f"--resolution must be >= 8, got {self.resolution}")
         if self.every < 1:
             raise ValueError(f"--every must be >= 1, got {self.every}")
+        if self.verify_every < 0:
+            raise ValueError(f"--verify-every must be >= 0, got {self.verify_every}")
         if self.limit_frames is not None and self.limit_frames < 1:
             raise ValueError(f"--limit-frames must be >= 1, got {self.limit_frames}")
         if not 1 <= self.jpeg_quality <= 100:
@@ -139,7 +144,8 @@ def prepare_item(item: Item, out_dir: Path, cfg: PrepareConfig, detector: Landma
     (tmp / "frames").mkdir(parents=True)
     try:
         fps, frames = _frames(item, cfg, threads)
-        tracker = FaceTracker(detector, TrackerConfig(), fps=fps or 25.0)
+        tracker = FaceTracker(detector, TrackerConfig(verify_every=cfg.verify_every),
+                              fps=fps or 25.0)
         landmarks, crops, source_index = [], [], []
         decoded = dropped = 0
         size = None
@@ -164,7 +170,7 @@ def prepare_item(item: Item, out_dir: Path, cfg: PrepareConfig, detector: Landma
         meta = {
             "format_version": FORMAT_VERSION,
             "name": item.name,
-            "source": str(item.path.resolve()),
+            "source": str(item.path.absolute()),
             "kind": item.kind,
             "fps": fps,
             "frame_count": decoded,
@@ -176,7 +182,7 @@ def prepare_item(item: Item, out_dir: Path, cfg: PrepareConfig, detector: Landma
             "resolution": cfg.resolution,
             "crop": cfg.crop.to_dict(),
             "detector": detector.describe(),
-            "tracking": dict(tracker.counts),
+            "tracking": {**tracker.counts, "verify_every": cfg.verify_every},
             "landmarks": "raw per-frame landmarks, crop-normalised in each frame's own crop; "
                          "crops from One-Euro smoothed landmarks",
             "frames": {"format": "jpeg", "quality": cfg.jpeg_quality, "subsampling": "4:4:4"},
@@ -212,7 +218,7 @@ def _run_one(args: tuple[Item, Path, PrepareConfig]) -> dict:
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop a long batch
         log.exception("%s: unexpected failure", item.path)
         return {"name": item.name, "ok": False, "source": str(item.path),
-                "error": f"{type(exc).__name__}: {exc}"}
+                "error": f"{item.path}: {type(exc).__name__}: {exc}"}
 
 
 def _write_index(out_dir: Path, failures: list[dict]) -> dict:
@@ -253,7 +259,9 @@ def run(videos_dir: Path, out_dir: Path, cfg: PrepareConfig, workers: int = 1,
     results: list[dict] = []
     bar = _progress(len(todo), progress)
     jobs = [(it, out_dir, cfg) for it in todo]
-    if workers == 1:
+    if not jobs:
+        results = []
+    elif workers == 1:
         _init_worker(cfg.detector, threads)
         stream = map(_run_one, jobs)
         results = _collect(stream, bar)
@@ -306,7 +314,7 @@ def _collect(stream, bar) -> list[dict]:
             frames += r["meta"]["kept"]
             dropped += r["meta"]["dropped"]
         else:
-            log.warning("%s: %s", r["source"], r["error"])
+            log.warning("%s", r["error"])
         bar.update(1)
         bar.set_postfix_str(f"frames={frames} dropped={dropped}")
     return results
@@ -323,7 +331,7 @@ def format_summary(s: dict) -> str:
         f"{s['frames_decoded']} decoded",
         f"time: {s['seconds']:.1f} s with {s['workers']} worker(s) ({fps:.1f} decoded frames/s)",
     ]
-    lines += [f"failed: {f['source']}: {f['error']}" for f in s["failures"]]
+    lines += [f"failed: {f['error']}" for f in s["failures"]]
     return "\n".join(lines)
 
 
@@ -338,13 +346,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--limit-frames", type=int, default=None, help="max frames per video")
     ap.add_argument("--every", type=int, default=1, help="keep every N-th frame")
     ap.add_argument("--detector", default="dlib", help="landmark backend")
+    ap.add_argument("--verify-every", type=int, default=1,
+                    help="confirm the tracked face by detection every N frames")
     ap.add_argument("--json", type=Path, default=None, help="also write the summary here")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg = PrepareConfig(resolution=args.resolution, every=args.every,
-                            limit_frames=args.limit_frames, detector=args.detector).validate()
+                            limit_frames=args.limit_frames, detector=args.detector,
+                            verify_every=args.verify_every).validate()
     except ValueError as exc:
         ap.error(str(exc))
     try:
