@@ -25,6 +25,7 @@ __all__ = [
     "Face",
     "LandmarkDetector",
     "get_detector",
+    "default_detector",
     "detect_landmarks",
     "available_backends",
     "FaceTracker",
@@ -61,6 +62,13 @@ def get_detector(name: str = "dlib", **kwargs: Any) -> LandmarkDetector:
 
         return InsightFaceDetector(**kwargs)
     raise InputError(f"unknown landmark backend {name!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def default_detector() -> LandmarkDetector:
+    """The process-wide dlib detector (created on first use; the model loads in ~1 s)."""
+    if "dlib" not in _DEFAULT:
+        _DEFAULT["dlib"] = get_detector("dlib")
+    return _DEFAULT["dlib"]
 
 
 def available_backends() -> list[str]:
@@ -104,7 +112,7 @@ def detect_landmarks(image: np.ndarray | str | os.PathLike, face_index: int = 0,
     if face_index < 0:
         raise InputError(f"face_index must be >= 0, got {face_index}")
     if detector is None:
-        detector = _DEFAULT.get("dlib") or _DEFAULT.setdefault("dlib", get_detector("dlib"))
+        detector = default_detector()
     faces = detector.detect(img)
     if not faces:
         raise NoFaceError(f"no face found in {label}")

@@ -150,24 +150,28 @@ class FaceTracker:
     """Follow one face through a sequence of frames.
 
     Args:
-        detector: a :class:`LandmarkDetector` (e.g. ``get_detector("dlib")``).
+        detector: a :class:`LandmarkDetector` (default: the shared dlib detector).
         config: tracking settings.
         fps: frame rate, for the smoother's time steps.
 
     Example::
 
-        tracker = FaceTracker(get_detector(), fps=info.fps)
+        tracker = FaceTracker(fps=info.fps)      # the default dlib detector
         for i, frame in enumerate(iter_frames(path)):
             r = tracker.update(frame)
             pts = r.require(path)   # NoFaceError naming the frame if there is no face yet
     """
 
-    def __init__(self, detector: LandmarkDetector, config: TrackerConfig | None = None,
-                 fps: float = 25.0) -> None:
+    def __init__(self, detector: LandmarkDetector | None = None,
+                 config: TrackerConfig | None = None, fps: float = 25.0) -> None:
         if not fps > 0:
             raise InputError(f"fps must be > 0, got {fps}")
-        self.detector = detector
         self.config = (config or TrackerConfig()).validate()
+        if detector is None:
+            from . import default_detector
+
+            detector = default_detector()
+        self.detector = detector
         self.fps = float(fps)
         self._filter = OneEuroFilter(self.config.one_euro)
         self.reset()
