@@ -23,7 +23,7 @@ from .augment import Augmentation
 from .checkpoint import CheckpointState, build_models, load_checkpoint, load_optimizers, save_checkpoint
 from .config import Config, load_config
 from .dataset import EpisodeDataset
-from .errors import TrainingError
+from .errors import DatasetError, TrainingError
 from .meta_learning import MetaLearner
 from .run_dir import MetricsLog, plot_losses, write_grid, write_options
 
@@ -107,7 +107,7 @@ def train(config: Config, opts: RunOptions) -> Path:
     bar = tqdm(range(start, total), initial=start, total=total, disable=not main or opts.quiet,
                desc="meta-learning", unit="step")
     for step in bar:
-        batch = dataset.batch(t.seed, step, t.batch_size, rank)
+        batch = _batch(dataset, t.seed, step, t.batch_size, rank)
         result = learner.step(batch)
         state.step = step + 1
         if main:
@@ -127,6 +127,18 @@ def train(config: Config, opts: RunOptions) -> Path:
     if world > 1:
         dist.barrier()
     return ckpt_path
+
+
+def _batch(dataset: EpisodeDataset, seed: int, step: int, batch_size: int, rank: int, attempts: int = 3) -> dict:
+    """A step's episodes; an unreadable frame is logged and the step resampled (deterministically)."""
+    for attempt in range(attempts):
+        try:
+            return dataset.batch(seed, step, batch_size, rank + 1000 * attempt)
+        except DatasetError as exc:
+            if attempt == attempts - 1:
+                raise
+            log.warning("step %d: %s; resampling", step, exc)
+    raise AssertionError("unreachable")
 
 
 def _save(models, state, learner: MetaLearner, opts: RunOptions) -> None:

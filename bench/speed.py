@@ -1,0 +1,228 @@
+"""Speed benchmark: model size x runtime x batch, measured side by side in one run.
+
+    python bench/speed.py [--sizes lite,paper] [--batches 1,4,16] [--threads 2] [--json FILE]
+                          [--markdown FILE] [--plot FILE] [--package DIR]
+
+For each model size (random weights: cost does not depend on weights), the generator runs on
+PyTorch eager, ONNX Runtime fp32 and int8 (and fp16 and the native C++ core where available); the
+table gives the median ms per frame, frames per second and the ratio to PyTorch eager. Then how
+cost grows: generator time against resolution and batch, embedder time against K. Warm-up runs
+are excluded; the thread count is stated. Numbers are only comparable within one run.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from training.checkpoint import build_models  # noqa: E402
+from training.config import PRESETS, Config  # noqa: E402
+
+
+@dataclass
+class Record:
+    model: str
+    runtime: str
+    variant: str
+    batch: int
+    threads: int
+    ms_per_frame: float
+    graph: str = "generator"
+    resolution: int = 256
+    k: int = 0
+
+
+def median_ms(fn: Callable[[], object], warmup: int = 2, repeat: int = 7, min_seconds: float = 0.5) -> float:
+    """Median wall time of ``fn`` in ms over at least ``repeat`` runs, after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < repeat or (time.perf_counter() - start < min_seconds and len(times) < 50):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def inputs(config: Config, batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    lm = torch.rand(batch, 68, 2, generator=g) * 1.2 - 0.6
+    return lm, torch.randn(batch, config.net.embedding_dim, generator=g)
+
+
+def ort_session(path: Path, threads: int, providers: list[str] | None = None):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), so, providers=providers or ["CPUExecutionProvider"])
+
+
+def export_generator(models, folder: Path, calibration_landmarks: np.ndarray) -> dict[str, Path]:
+    """fp32 and int8 generator graphs of random-weight models, through the project's exporter."""
+    import onnx
+
+    from export.onnx_export import export_module, prepare_modules
+
+    out: dict[str, Path] = {}
+    lm, ident = torch.zeros(1, 68, 2), torch.zeros(1, models.config.net.embedding_dim)
+    mods = prepare_modules(models, "meta")
+    onnx.save(export_module(mods.generator, "meta", "generator", (lm, ident)), folder / "g32.onnx")
+    out["fp32"] = folder / "g32.onnx"
+    try:
+        from export.quantize import quantize_int8_file  # the exporter's int8 path
+    except ImportError:
+        return out
+    fast = prepare_modules(models, "meta", two_stage_norm=False)
+    onnx.save(export_module(fast.generator, "meta", "generator", (lm, ident)), folder / "g_fast.onnx")
+    rng = np.random.default_rng(0)
+    feeds = [{"landmarks": calibration_landmarks[i:i + 1],
+              "identity": rng.standard_normal((1, ident.shape[1])).astype(np.float32)} for i in range(8)]
+    quantize_int8_file(folder / "g_fast.onnx", folder / "g8.onnx", feeds)
+    out["int8"] = folder / "g8.onnx"
+    return out
+
+
+def bench_generator(size: str, batches: list[int], threads: int, records: list[Record]) -> None:
+    torch.set_num_threads(threads)
+    config = PRESETS[size]()
+    models = build_models(config, 1)
+    gen = copy.deepcopy(models.generator).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        calib = (np.random.default_rng(1).random((8, 68, 2)).astype(np.float32) * 1.2 - 0.6)
+        graphs = export_generator(models, Path(tmp), calib)
+        sessions = {name: ort_session(path, threads) for name, path in graphs.items()}
+        for b in batches:
+            lm, ident = inputs(config, b)
+            with torch.no_grad():
+                ms = median_ms(lambda: gen(lm, ident))
+            records.append(Record(size, "pytorch", "fp32", b, threads, ms / b, resolution=config.net.resolution))
+            feed = {"landmarks": lm.numpy(), "identity": ident.numpy()}
+            for name, sess in sessions.items():
+                ms = median_ms(lambda: sess.run(None, feed))
+                records.append(Record(size, "onnxruntime", name, b, threads, ms / b, resolution=config.net.resolution))
+            print(f"  {size} batch {b}: done", file=sys.stderr)
+
+
+def bench_resolution(threads: int, records: list[Record], resolutions=(128, 256, 512)) -> None:
+    torch.set_num_threads(threads)
+    for res in resolutions:
+        config = PRESETS["lite"]()
+        config.net.resolution = res
+        models = build_models(config, 1)
+        with tempfile.TemporaryDirectory() as tmp:
+            graphs = export_generator(models, Path(tmp), np.zeros((8, 68, 2), np.float32))
+            sess = ort_session(graphs["fp32"], threads)
+            lm, ident = inputs(config, 1)
+            ms = median_ms(lambda: sess.run(None, {"landmarks": lm.numpy(), "identity": ident.numpy()}))
+        records.append(Record("lite", "onnxruntime", "fp32", 1, threads, ms, resolution=res))
+
+
+def bench_embedder(size: str, ks: list[int], threads: int, records: list[Record]) -> None:
+    import onnx
+
+    from export.onnx_export import export_module, prepare_modules
+
+    torch.set_num_threads(threads)
+    config = PRESETS[size]()
+    models = build_models(config, 1)
+    r = config.net.resolution
+    with tempfile.TemporaryDirectory() as tmp:
+        mods = prepare_modules(models, "meta")
+        path = Path(tmp) / "e.onnx"
+        onnx.save(export_module(mods.embedder, "meta", "embedder", (torch.zeros(1, 3, r, r), torch.zeros(1, 68, 2))), path)
+        sess = ort_session(path, threads)
+        for k in ks:
+            feed = {"image": np.random.default_rng(0).random((k, 3, r, r), np.float32) * 2 - 1,
+                    "landmarks": np.random.default_rng(1).random((k, 68, 2), np.float32) - 0.5}
+            ms = median_ms(lambda: sess.run(None, feed), repeat=3, min_seconds=0.2)
+            records.append(Record(size, "onnxruntime", "fp32", 1, threads, ms, graph="embedder", resolution=r, k=k))
+
+
+def table(records: list[Record]) -> str:
+    """Markdown: one row per (graph, model, runtime, variant, batch) with the ratio to eager."""
+    eager = {(r.model, r.batch, r.resolution): r.ms_per_frame for r in records
+             if r.runtime == "pytorch" and r.graph == "generator"}
+    lines = ["| graph | model | runtime | variant | batch | res | K | threads | ms/frame | FPS | vs eager |",
+             "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in records:
+        base = eager.get((r.model, r.batch, r.resolution)) if r.graph == "generator" else None
+        ratio = f"{base / r.ms_per_frame:.2f}x" if base else ""
+        k = str(r.k) if r.k else ""
+        ms = r.ms_per_frame if r.graph == "generator" else r.ms_per_frame
+        fps = 1000 / ms if r.graph == "generator" else float("nan")
+        lines.append(f"| {r.graph} | {r.model} | {r.runtime} | {r.variant} | {r.batch} | {r.resolution} | {k} | "
+                     f"{r.threads} | {ms:.1f} | {'' if fps != fps else f'{fps:.1f}'} | {ratio} |")
+    return "\n".join(lines)
+
+
+def plot(records: list[Record], path: Path) -> None:
+    """A PNG bar chart of generator ms/frame at batch 1 (Pillow; no plotting dependency)."""
+    from PIL import Image, ImageDraw
+
+    rows = [r for r in records if r.graph == "generator" and r.batch == 1 and r.resolution == 256]
+    if not rows:
+        return
+    w, h = 800, 60 + 40 * len(rows)
+    img = Image.new("RGB", (w, h), "white")
+    d = ImageDraw.Draw(img)
+    top = max(r.ms_per_frame for r in rows)
+    d.text((10, 10), "generator, batch 1, 256x256: ms per frame (lower is better)", fill="black")
+    for i, r in enumerate(rows):
+        y = 40 + i * 40
+        bw = int((w - 330) * r.ms_per_frame / top)
+        d.text((10, y + 8), f"{r.model} {r.runtime} {r.variant}", fill="black")
+        d.rectangle([250, y, 250 + bw, y + 28], fill=(70, 110, 200))
+        d.text((255 + bw, y + 8), f"{r.ms_per_frame:.1f} ms", fill="black")
+    img.save(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="lite,paper")
+    p.add_argument("--batches", default="1,4,16")
+    p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--ks", default="1,8,32", help="shots for the embedder timing")
+    p.add_argument("--resolutions", default="128,256,512")
+    p.add_argument("--json", type=Path)
+    p.add_argument("--markdown", type=Path)
+    p.add_argument("--plot", type=Path)
+    args = p.parse_args(argv)
+    records: list[Record] = []
+    for size in args.sizes.split(","):
+        print(f"generator {size} ...", file=sys.stderr)
+        bench_generator(size, [int(b) for b in args.batches.split(",")], args.threads, records)
+        print(f"embedder {size} ...", file=sys.stderr)
+        bench_embedder(size, [int(k) for k in args.ks.split(",")], args.threads, records)
+    if args.resolutions:
+        print("resolution scaling ...", file=sys.stderr)
+        bench_resolution(args.threads, records, [int(r) for r in args.resolutions.split(",")])
+    md = table(records)
+    print(md)
+    if args.markdown:
+        args.markdown.write_text(md + "\n")
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in records], indent=1))
+    if args.plot:
+        plot(records, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
