@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Build the native core from a clean checkout, offline (package registries only), and test it.
+#
+#   bash bindings/build.sh              Release build: libtalkinghead.{so,a}, the C example, the C++
+#                                       tests, talkinghead._native (copied into sdk/talkinghead/);
+#                                       then ctest.
+#   bash bindings/build.sh --sanitize   The same core, example and tests with AddressSanitizer +
+#                                       UndefinedBehaviorSanitizer (no Python module); then ctest.
+#   Options: --no-test (build only), --jobs N (default 2), --build-dir DIR.
+#
+# Dependencies it sets up:
+#   - Debian: cmake, g++, nlohmann-json3-dev, doctest-dev (apt-get install when missing; root or sudo).
+#   - ONNX Runtime headers: $ONNXRUNTIME_ROOT/include when set, else the npm package
+#     com.github.asus4.onnxruntime@0.4.9 (ONNX Runtime 1.29 for Unity, MIT, Microsoft's files):
+#     `npm pack`, then only the headers, the license and the Linux x64 library are extracted into
+#     third_party/onnxruntime/ (git-ignored).
+#   - ONNX Runtime library: none at build time. The core loads it at run time (docs/embedding.md);
+#     the tests use the onnxruntime wheel's library from the Python environment, and also run the C
+#     example against the npm package's 1.29 library to show one build serves both releases.
+#   - pybind11 and numpy from the Python environment ($PYTHON, else .venv/bin/python, else python3).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+SANITIZE=0
+RUN_TESTS=1
+JOBS="${JOBS:-2}"
+BUILD_DIR=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --sanitize) SANITIZE=1 ;;
+    --no-test) RUN_TESTS=0 ;;
+    --jobs) JOBS="$2"; shift ;;
+    --build-dir) BUILD_DIR="$2"; shift ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    *) echo "build.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+if [[ -z "$BUILD_DIR" ]]; then
+  BUILD_DIR="build/native"
+  [[ $SANITIZE == 1 ]] && BUILD_DIR="build/native-asan"
+fi
+
+say() { echo "== build.sh: $*"; }
+export ORT_DISABLE_TELEMETRY=1
+
+# ---- Python -----------------------------------------------------------------------------------
+PYTHON="${PYTHON:-}"
+if [[ -z "$PYTHON" ]]; then
+  if [[ -x "$ROOT/.venv/bin/python" ]]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON="$(command -v python3)"; fi
+fi
+say "python: $PYTHON"
+
+# ---- Debian packages --------------------------------------------------------------------------
+need=()
+command -v cmake >/dev/null || need+=(cmake)
+command -v g++ >/dev/null || need+=(g++)
+for pkg in nlohmann-json3-dev doctest-dev; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if [[ ${#need[@]} -gt 0 ]]; then
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  say "installing Debian packages: ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+"$PYTHON" -c "import pybind11, numpy" 2>/dev/null || {
+  say "installing pybind11 into the Python environment"
+  "$PYTHON" -m pip install -q "pybind11>=2.12"
+}
+
+# ---- ONNX Runtime headers (and a second runtime for the tests) ---------------------------------
+ORT_DIR="$ROOT/third_party/onnxruntime"
+ORT_NPM="com.github.asus4.onnxruntime@0.4.9"
+if [[ -n "${ONNXRUNTIME_ROOT:-}" ]]; then
+  say "ONNX Runtime headers from ONNXRUNTIME_ROOT=$ONNXRUNTIME_ROOT"
+elif [[ ! -f "$ORT_DIR/include/onnxruntime_cxx_api.h" ]]; then
+  say "fetching ONNX Runtime headers: npm pack $ORT_NPM"
+  tmp="$(mktemp -d)"
+  (cd "$tmp" && npm pack --silent "$ORT_NPM" >/dev/null)
+  tgz="$(ls "$tmp"/*.tgz)"
+  hdr='package/Plugins/iOS~/onnxruntime.xcframework/ios-arm64_x86_64-simulator/onnxruntime.framework/Headers'
+  tar xzf "$tgz" -C "$tmp" --wildcards "$hdr/*.h" 'package/Plugins/Linux/x64/libonnxruntime.so' \
+      'package/LICENSE' 'package/ThirdPartyNotices.txt'
+  mkdir -p "$ORT_DIR/include" "$ORT_DIR/lib"
+  cp "$tmp/$hdr"/*.h "$ORT_DIR/include/"
+  cp "$tmp/package/Plugins/Linux/x64/libonnxruntime.so" "$ORT_DIR/lib/"
+  cp "$tmp/package/LICENSE" "$tmp/package/ThirdPartyNotices.txt" "$ORT_DIR/"
+  echo "$ORT_NPM (npm registry); headers and Linux x64 library of ONNX Runtime 1.29" > "$ORT_DIR/SOURCE"
+  rm -rf "$tmp"
+fi
+
+# The runtime the tests load: the onnxruntime wheel's library (what the Python SDK runs).
+TEST_ORT="$("$PYTHON" - <<'PY' 2>/dev/null || true
+import glob, importlib.util, os
+spec = importlib.util.find_spec("onnxruntime")
+libs = sorted(glob.glob(os.path.join(spec.submodule_search_locations[0], "capi", "libonnxruntime.so*"))) if spec else []
+print(libs[-1] if libs else "")
+PY
+)"
+OTHER_ORT=""
+[[ -f "$ORT_DIR/lib/libonnxruntime.so" ]] && OTHER_ORT="$ORT_DIR/lib/libonnxruntime.so"
+if [[ -z "$TEST_ORT" ]]; then TEST_ORT="$OTHER_ORT"; OTHER_ORT=""; fi
+say "ONNX Runtime for the tests: ${TEST_ORT:-<library search path>}${OTHER_ORT:+ (and $OTHER_ORT)}"
+
+# ---- configure, build -------------------------------------------------------------------------
+GEN=()
+command -v ninja >/dev/null && GEN=(-G Ninja)
+[[ -f "$BUILD_DIR/CMakeCache.txt" ]] && GEN=()  # keep the generator of an existing build
+args=(-S "$ROOT" -B "$BUILD_DIR" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release
+      -DPython3_EXECUTABLE="$PYTHON"
+      -DTALKINGHEAD_TEST_ORT_LIBRARY="$TEST_ORT" -DTALKINGHEAD_TEST_ORT_LIBRARY_OLD="$OTHER_ORT")
+if [[ $SANITIZE == 1 ]]; then
+  args+=(-DTALKINGHEAD_SANITIZE=ON -DTALKINGHEAD_BUILD_PYTHON=OFF -DTALKINGHEAD_BUILD_STATIC=OFF
+         -DCMAKE_BUILD_TYPE=RelWithDebInfo)
+fi
+[[ -n "${ONNXRUNTIME_ROOT:-}" ]] && args+=(-DONNXRUNTIME_ROOT="$ONNXRUNTIME_ROOT")
+start=$(date +%s)
+cmake "${args[@]}" >/dev/null
+say "building in $BUILD_DIR with $JOBS jobs"
+cmake --build "$BUILD_DIR" -j "$JOBS"
+say "built in $(( $(date +%s) - start )) s"
+
+if [[ $SANITIZE == 0 ]]; then
+  mod="$(ls "$BUILD_DIR"/_native*.so 2>/dev/null | head -n1 || true)"
+  if [[ -n "$mod" ]]; then
+    cp -f "$mod" "$ROOT/sdk/talkinghead/"
+    say "installed $(basename "$mod") into sdk/talkinghead/ (import talkinghead._native)"
+  fi
+fi
+
+# ---- test -------------------------------------------------------------------------------------
+if [[ $RUN_TESTS == 1 ]]; then
+  say "ctest"
+  (cd "$BUILD_DIR" && ctest --output-on-failure -j 1)
+fi

@@ -1,0 +1,266 @@
+// The C ABI (bindings/include/talkinghead.h) over the core. Every entry point catches everything:
+// no exception crosses the boundary; failures set the thread-local last error.
+#include <cstring>
+#include <new>
+#include <string>
+
+#include "errors.h"
+#include "geometry.h"
+#include "model.h"
+#include "ort_runtime.h"
+#include "talkinghead.h"
+
+struct th_model {
+  std::unique_ptr<th::Model> core;
+  std::string ort_version;
+};
+
+struct th_avatar {
+  th::Avatar core;
+};
+
+namespace {
+
+thread_local std::string t_last_error;
+
+th_status set_error(th_status status, const std::string& message) {
+  t_last_error = message;
+  return status;
+}
+
+template <typename F>
+th_status guard(F&& body) {
+  try {
+    t_last_error.clear();
+    body();
+    return TH_OK;
+  } catch (const th::Error& e) {
+    return set_error(static_cast<th_status>(static_cast<int>(e.code())), e.what());
+  } catch (const std::bad_alloc&) {
+    return set_error(TH_ERROR_OUT_OF_MEMORY, "out of memory");
+  } catch (const std::exception& e) {
+    return set_error(TH_ERROR_INTERNAL, std::string("internal error: ") + e.what());
+  } catch (...) {
+    return set_error(TH_ERROR_INTERNAL, "internal error: unknown exception");
+  }
+}
+
+[[noreturn]] void invalid(const std::string& message) { throw th::Error(th::Code::InvalidArgument, message); }
+
+// Copy a caller's versioned struct: unknown (newer) fields are ignored, missing ones default.
+template <typename T>
+T read_struct(const T* in, void (*init)(T*)) {
+  T out;
+  init(&out);
+  if (!in) return out;
+  uint32_t size = in->struct_size;
+  if (size == 0 || size > sizeof(T)) size = sizeof(T);
+  if (size < sizeof(uint32_t)) invalid("struct_size is too small");
+  std::memcpy(&out, in, size);
+  out.struct_size = sizeof(T);
+  return out;
+}
+
+th::Crop crop_of(const double* c) { return th::Crop{c[0], c[1], c[2]}; }
+
+}  // namespace
+
+extern "C" {
+
+uint32_t th_abi_version(void) { return TH_ABI_VERSION; }
+
+const char* th_version(void) { return TALKINGHEAD_VERSION; }
+
+const char* th_last_error(void) { return t_last_error.c_str(); }
+
+const char* th_status_string(th_status status) {
+  switch (status) {
+    case TH_OK: return "TH_OK";
+    case TH_ERROR_INVALID_ARGUMENT: return "TH_ERROR_INVALID_ARGUMENT";
+    case TH_ERROR_SIZE_MISMATCH: return "TH_ERROR_SIZE_MISMATCH";
+    case TH_ERROR_NOT_FOUND: return "TH_ERROR_NOT_FOUND";
+    case TH_ERROR_MODEL_PACKAGE: return "TH_ERROR_MODEL_PACKAGE";
+    case TH_ERROR_RUNTIME: return "TH_ERROR_RUNTIME";
+    case TH_ERROR_PROVIDER: return "TH_ERROR_PROVIDER";
+    case TH_ERROR_OUT_OF_MEMORY: return "TH_ERROR_OUT_OF_MEMORY";
+    case TH_ERROR_INTERNAL: return "TH_ERROR_INTERNAL";
+  }
+  return "TH_UNKNOWN_STATUS";
+}
+
+void th_set_log_callback(th_log_fn fn, void* user_data, th_log_level min_level) {
+  th::set_log_callback(reinterpret_cast<th::LogFn>(fn), user_data, static_cast<th::LogLevel>(min_level));
+}
+
+void th_model_config_init(th_model_config* config) {
+  if (!config) return;
+  std::memset(config, 0, sizeof(*config));
+  config->struct_size = sizeof(*config);
+  config->provider = TH_PROVIDER_AUTO;
+}
+
+th_status th_model_load(const char* package_dir, const th_model_config* config, th_model** out_model) {
+  return guard([&] {
+    if (!out_model) invalid("out_model must not be NULL");
+    *out_model = nullptr;
+    if (!package_dir) invalid("package_dir must not be NULL");
+    th_model_config c = read_struct(config, th_model_config_init);
+    th::ModelConfig mc;
+    switch (c.provider) {
+      case TH_PROVIDER_AUTO: mc.provider = th::Provider::Auto; break;
+      case TH_PROVIDER_CPU: mc.provider = th::Provider::Cpu; break;
+      case TH_PROVIDER_CUDA: mc.provider = th::Provider::Cuda; break;
+      default: invalid("unknown provider " + std::to_string(static_cast<int>(c.provider)));
+    }
+    mc.device_id = c.device_id;
+    mc.intra_op_threads = c.intra_op_threads;
+    mc.inter_op_threads = c.inter_op_threads;
+    mc.variant = c.variant ? c.variant : "auto";
+    mc.ort_library = c.ort_library ? c.ort_library : "";
+    mc.verify_hashes = c.skip_hash_check == 0;
+    std::unique_ptr<th_model> m(new th_model());
+    m->core = th::Model::load(package_dir, mc);
+    const th::OrtInfo* ort = th::loaded_ort();
+    m->ort_version = ort ? ort->version : "";
+    *out_model = m.release();
+  });
+}
+
+void th_model_destroy(th_model* model) { delete model; }
+
+void th_model_info_init(th_model_info* info) {
+  if (!info) return;
+  std::memset(info, 0, sizeof(*info));
+  info->struct_size = sizeof(*info);
+}
+
+th_status th_model_get_info(const th_model* model, th_model_info* info) {
+  return guard([&] {
+    if (!model || !info) invalid("model and info must not be NULL");
+    th_model_info out;
+    th_model_info_init(&out);
+    const th::Model& m = *model->core;
+    out.resolution = m.resolution();
+    out.embedding_dim = m.embedding_dim();
+    out.personalised = m.personalised() ? 1 : 0;
+    out.provider = m.provider() == th::Provider::Cuda ? TH_PROVIDER_CUDA : TH_PROVIDER_CPU;
+    out.crop_scale = m.crop_rule().scale;
+    out.crop_offset_y = m.crop_rule().offset_y;
+    out.name = m.manifest().name.c_str();
+    out.variant = m.variant().c_str();
+    out.warning = m.warning().c_str();
+    out.ort_version = model->ort_version.c_str();
+    uint32_t size = info->struct_size;
+    if (size == 0 || size > sizeof(out)) size = sizeof(out);
+    std::memcpy(info, &out, size);
+    info->struct_size = size;
+  });
+}
+
+th_status th_avatar_create(th_model* model, const th_image* shots, const float* landmarks_px, int32_t count,
+                           th_avatar** out_avatar) {
+  return guard([&] {
+    if (!out_avatar) invalid("out_avatar must not be NULL");
+    *out_avatar = nullptr;
+    if (!model) invalid("model must not be NULL");
+    if (!shots || !landmarks_px) invalid("shots and landmarks_px must not be NULL");
+    if (count < 1 || count > TH_MAX_SHOTS) {
+      invalid(std::to_string(count) + " shots given; an avatar needs 1 to " + std::to_string(TH_MAX_SHOTS));
+    }
+    th::ImageView views[TH_MAX_SHOTS];
+    for (int i = 0; i < count; ++i) views[i] = th::ImageView{shots[i].data, shots[i].width, shots[i].height, shots[i].stride};
+    std::unique_ptr<th_avatar> a(new th_avatar());
+    a->core = model->core->create_avatar(views, landmarks_px, count);
+    *out_avatar = a.release();
+  });
+}
+
+th_status th_avatar_from_identity(const th_model* model, const float* identity, int32_t dim,
+                                  const float* source_landmarks, th_avatar** out_avatar) {
+  return guard([&] {
+    if (!out_avatar) invalid("out_avatar must not be NULL");
+    *out_avatar = nullptr;
+    if (!model) invalid("model must not be NULL");
+    std::unique_ptr<th_avatar> a(new th_avatar());
+    a->core = model->core->avatar_from_identity(identity, dim, source_landmarks);
+    *out_avatar = a.release();
+  });
+}
+
+void th_avatar_destroy(th_avatar* avatar) { delete avatar; }
+
+th_status th_avatar_get_identity(const th_avatar* avatar, float* out, int32_t capacity) {
+  return guard([&] {
+    if (!avatar || !out) invalid("avatar and out must not be NULL");
+    const auto& id = avatar->core.identity;
+    if (capacity < static_cast<int32_t>(id.size())) {
+      throw th::Error(th::Code::SizeMismatch, "capacity " + std::to_string(capacity) + " < identity size " +
+                                                  std::to_string(id.size()));
+    }
+    std::copy(id.begin(), id.end(), out);
+  });
+}
+
+th_status th_avatar_get_source_landmarks(const th_avatar* avatar, float* out) {
+  return guard([&] {
+    if (!avatar || !out) invalid("avatar and out must not be NULL");
+    if (!avatar->core.has_source) invalid("this avatar has no source landmarks");
+    std::copy(avatar->core.source.begin(), avatar->core.source.end(), out);
+  });
+}
+
+void th_render_options_init(th_render_options* options) {
+  if (!options) return;
+  std::memset(options, 0, sizeof(*options));
+  options->struct_size = sizeof(*options);
+  options->coords = TH_COORDS_NORMALISED;
+}
+
+th_status th_render(th_model* model, const th_avatar* avatar, const float* landmarks, int32_t batch,
+                    const th_render_options* options, uint8_t* out, size_t out_size) {
+  return guard([&] {
+    if (!model) invalid("model must not be NULL");
+    th_render_options o = read_struct(options, th_render_options_init);
+    if (o.coords != TH_COORDS_NORMALISED && o.coords != TH_COORDS_PIXELS) {
+      invalid("unknown coords " + std::to_string(static_cast<int>(o.coords)));
+    }
+    th::RenderOptions ro;
+    ro.pixels = o.coords == TH_COORDS_PIXELS;
+    ro.crops = o.crops;
+    ro.reference = o.reference;
+    ro.reference_crop = o.reference_crop;
+    model->core->render(avatar ? &avatar->core : nullptr, landmarks, batch, ro, out, out_size);
+  });
+}
+
+th_status th_crop_from_landmarks(const th_model* model, const float* landmarks_px, double out_crop[3]) {
+  return guard([&] {
+    if (!model || !landmarks_px || !out_crop) invalid("model, landmarks_px and out_crop must not be NULL");
+    th::Crop c = th::crop_from_landmarks(landmarks_px, model->core->crop_rule());
+    out_crop[0] = c.cx;
+    out_crop[1] = c.cy;
+    out_crop[2] = c.size;
+  });
+}
+
+th_status th_to_normalised(const float* points_px, int32_t count, const double crop[3], float* out_points) {
+  return guard([&] {
+    if (!points_px || !crop || !out_points) invalid("points, crop and out must not be NULL");
+    if (count < 0) invalid("count must be >= 0");
+    th::check_finite(points_px, static_cast<std::size_t>(count) * 2, "points");
+    th::check_crop(crop_of(crop), "crop");
+    th::to_normalised(points_px, count, crop_of(crop), out_points);
+  });
+}
+
+th_status th_to_pixels(const float* points_norm, int32_t count, const double crop[3], float* out_points) {
+  return guard([&] {
+    if (!points_norm || !crop || !out_points) invalid("points, crop and out must not be NULL");
+    if (count < 0) invalid("count must be >= 0");
+    th::check_finite(points_norm, static_cast<std::size_t>(count) * 2, "points");
+    th::check_crop(crop_of(crop), "crop");
+    th::to_pixels(points_norm, count, crop_of(crop), out_points);
+  });
+}
+
+}  // extern "C"

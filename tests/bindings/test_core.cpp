@@ -1,0 +1,223 @@
+// The core's internals: SHA-256, the manifest rules (as talkinghead.manifest), and the geometry
+// against the pure-Python path's test vectors (talkinghead.crop).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "errors.h"
+#include "geometry.h"
+#include "manifest.h"
+#include "sha256.h"
+#include "test_support.h"
+
+using nlohmann::json;
+
+TEST_CASE("sha256 known answers") {
+  CHECK(th::sha256_hex("", 0) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(th::sha256_hex("abc", 3) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  const std::string two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+  CHECK(th::sha256_hex(two.data(), two.size()) == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  std::string million(1000000, 'a');
+  th::Sha256 h;  // in uneven pieces, across block boundaries
+  for (std::size_t i = 0; i < million.size(); i += 997) h.update(million.data() + i, std::min<std::size_t>(997, million.size() - i));
+  CHECK(h.hex_digest() == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+TEST_CASE("sha256 of a package file matches its manifest") {
+  json m = json::parse(read_text(fixture("model/manifest.json")));
+  CHECK(th::sha256_file(fixture("model/generator.onnx")) == m["graphs"]["generator"]["sha256"].get<std::string>());
+  CHECK_THROWS_AS(th::sha256_file(fixture("model/missing.onnx")), th::Error);
+}
+
+namespace {
+
+json good_manifest() { return json::parse(read_text(fixture("model/manifest.json"))); }
+
+std::string error_of(const json& m) {
+  try {
+    th::parse_manifest(m.dump());
+  } catch (const th::Error& e) {
+    CHECK(e.code() == th::Code::ModelPackage);
+    return e.what();
+  }
+  return "";
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("manifest: the fixture package is valid") {
+  th::Manifest m = th::parse_manifest(good_manifest().dump());
+  CHECK(m.kind == "meta");
+  CHECK(m.graphs.count("embedder") == 1);
+  CHECK(m.resolution == vector_index()["resolution"].get<int>());
+  CHECK(m.crop_scale == doctest::Approx(1.7));
+  CHECK(m.crop_offset_y == doctest::Approx(-0.1));
+  th::Manifest p = th::parse_manifest(read_text(fixture("personalised/manifest.json")));
+  CHECK(p.personalised());
+}
+
+TEST_CASE("manifest: the SDK's rules") {
+  json m = good_manifest();
+  SUBCASE("unknown keys are errors at every level") {
+    m["extra"] = 1;
+    CHECK(contains(error_of(m), "manifest: (top level): unknown key(s) 'extra'"));
+    m = good_manifest();
+    m["graphs"]["generator"]["inputs"][0]["bogus"] = true;
+    CHECK(contains(error_of(m), "graphs.generator.inputs[0]: unknown key(s) 'bogus'"));
+    m = good_manifest();
+    m["landmarks"]["crop"]["rotate"] = 0;
+    CHECK(contains(error_of(m), "landmarks.crop: unknown key(s) 'rotate'"));
+  }
+  SUBCASE("quality and speed are free-form") {
+    m["quality"] = {{"anything", {1, 2}}};
+    m["speed"] = {{"ms", 3.5}};
+    CHECK(error_of(m).empty());
+  }
+  SUBCASE("schema_version 1 only") {
+    m["schema_version"] = 2;
+    CHECK(contains(error_of(m), "schema_version 2 is newer"));
+    m["schema_version"] = 0;
+    CHECK(contains(error_of(m), "schema_version 0 is not supported"));
+    m["schema_version"] = "1";
+    CHECK(contains(error_of(m), "schema_version: expected an integer"));
+    m.erase("schema_version");
+    CHECK(contains(error_of(m), "schema_version: required key is missing"));
+  }
+  SUBCASE("paths stay inside the package") {
+    m["graphs"]["generator"]["file"] = "../generator.onnx";
+    CHECK(contains(error_of(m), "leaves the package folder"));
+    m["graphs"]["generator"]["file"] = "/tmp/generator.onnx";
+    CHECK(contains(error_of(m), "is an absolute path"));
+    m["graphs"]["generator"]["file"] = "a//b.onnx";
+    CHECK(contains(error_of(m), "empty or '.' path component"));
+    m["graphs"]["generator"]["file"] = "a\\b.onnx";
+    CHECK(contains(error_of(m), "use '/' as the separator"));
+    m["graphs"]["generator"]["file"] = "embedder.onnx";
+    CHECK(contains(error_of(m), "is already named by graphs.embedder"));
+  }
+  SUBCASE("hashes, kinds and shapes") {
+    m["graphs"]["generator"]["sha256"] = "ABC";
+    CHECK(contains(error_of(m), "graphs.generator.sha256: expected 64 lowercase hex digits"));
+    m = good_manifest();
+    m["graphs"].erase("embedder");
+    CHECK(contains(error_of(m), "a 'meta' package needs its embedder"));
+    m = good_manifest();
+    m["graphs"]["generator"]["outputs"][0]["shape"][2] = 7;
+    CHECK(contains(error_of(m), "graphs.generator.outputs[0].shape[2]: expected"));
+    m = good_manifest();
+    m["graphs"]["generator"]["inputs"][0]["shape"][0] = 1;
+    CHECK(contains(error_of(m), "the batch axis must be dynamic"));
+    m = good_manifest();
+    m["kind"] = "other";
+    CHECK(contains(error_of(m), "kind: expected one of 'meta', 'personalised'"));
+    m = good_manifest();
+    m["image"]["range"] = json::array({0, 1});
+    CHECK(contains(error_of(m), "image.range: expected [-1.0, 1.0]"));
+    m = good_manifest();
+    m["variants"]["fp32"] = json::object();
+    CHECK(contains(error_of(m), "'fp32' names the reference graphs"));
+  }
+  SUBCASE("not JSON") {
+    try {
+      th::parse_manifest("{\"schema_version\": 1,");
+      FAIL("no error");
+    } catch (const th::Error& e) {
+      CHECK(contains(e.what(), "not valid JSON"));
+    }
+  }
+}
+
+TEST_CASE("onnx header: role stamp, IR version and opset") {
+  th::OnnxHeader h = th::read_onnx_header(fixture("model/generator.onnx"));
+  json m = good_manifest();
+  CHECK(h.metadata["talkinghead.role"] == "generator");
+  CHECK(h.ir_version == m["graphs"]["generator"]["ir_version"].get<long long>());
+  CHECK(h.opsets[""] == 17);
+  CHECK_THROWS_AS(th::read_onnx_header(fixture("model/manifest.json")), th::Error);
+}
+
+TEST_CASE("package: loads and verifies the fixture") {
+  th::Package p = th::load_package(fixture("model"), true);
+  CHECK(p.files.count("graphs.embedder") == 1);
+  CHECK_THROWS_AS(th::load_package(fixture("nope"), true), th::Error);
+}
+
+// ---- geometry against talkinghead.crop ------------------------------------------------------
+
+TEST_CASE("crop rule and normalisation equal talkinghead.crop") {
+  json idx = vector_index();
+  for (int i : idx["shots"].get<std::vector<int>>()) {
+    CAPTURE(i);
+    const std::string s = "shot" + std::to_string(i);
+    auto lm = load_vector<float>(s + "_landmarks");
+    auto crop = load_vector<double>(s + "_crop");
+    th::Crop c = th::crop_from_landmarks(lm.data(), th::CropRule{});
+    CHECK(c.cx == doctest::Approx(crop[0]).epsilon(1e-12));
+    CHECK(c.cy == doctest::Approx(crop[1]).epsilon(1e-12));
+    CHECK(c.size == doctest::Approx(crop[2]).epsilon(1e-12));
+    auto want = load_vector<float>(s + "_normalised");
+    std::vector<float> got(136);
+    th::to_normalised(lm.data(), 68, c, got.data());
+    double worst = 0;
+    for (int k = 0; k < 136; ++k) worst = std::max(worst, std::fabs(double(got[k]) - want[k]));
+    CHECK(worst <= 1e-5);
+  }
+  auto in = load_vector<float>("to_pixels_in");
+  auto want = load_vector<float>("to_pixels_out");
+  th::Crop c = th::crop_from_landmarks(in.data(), th::CropRule{});
+  std::vector<float> norm(136), back(136);
+  th::to_normalised(in.data(), 68, c, norm.data());
+  th::to_pixels(norm.data(), 68, c, back.data());
+  for (int k = 0; k < 136; ++k) CHECK(back[k] == doctest::Approx(want[k]).epsilon(1e-6));
+}
+
+TEST_CASE("warp_to_crop equals talkinghead.crop.warp_to_crop within 1") {
+  json idx = vector_index();
+  const int r = idx["resolution"].get<int>();
+  th::WarpScratch scratch;
+  auto check = [&](const std::string& image_name, const std::vector<double>& crop, const std::string& want_name, int res) {
+    std::vector<long long> shape;
+    auto img = load_vector<std::uint8_t>(image_name, &shape);
+    th::ImageView v{img.data(), int(shape[1]), int(shape[0]), int(shape[1] * 3)};
+    std::vector<std::uint8_t> got(std::size_t(res) * res * 3);
+    th::warp_to_crop(v, th::Crop{crop[0], crop[1], crop[2]}, res, got.data(), scratch);
+    auto want = load_vector<std::uint8_t>(want_name);
+    REQUIRE(want.size() == got.size());
+    int worst = 0;
+    std::size_t differ = 0;
+    for (std::size_t k = 0; k < got.size(); ++k) {
+      int d = std::abs(int(got[k]) - int(want[k]));
+      worst = std::max(worst, d);
+      differ += d != 0;
+    }
+    INFO(want_name << ": max abs diff " << worst << ", " << differ << " values differ");
+    CHECK(worst <= 1);
+    MESSAGE(want_name << ": max abs diff " << worst << " (" << differ << " of " << got.size() << " values differ)");
+  };
+  for (int i : idx["shots"].get<std::vector<int>>()) {
+    const std::string s = "shot" + std::to_string(i);
+    check(s + "_image", load_vector<double>(s + "_crop"), s + "_crop_image", r);
+  }
+  for (const auto& w : idx["warps"]) {
+    const std::string n = w["name"].get<std::string>();
+    check("shot2_image", load_vector<double>(n + "_crop"), n + "_image", w["resolution"].get<int>());
+  }
+}
+
+TEST_CASE("geometry rejects bad input") {
+  std::vector<float> lm(136, 1.0f);
+  CHECK_THROWS_AS(th::crop_from_landmarks(lm.data(), th::CropRule{}), th::Error);  // degenerate
+  lm[5] = NAN;
+  CHECK_THROWS_AS(th::crop_from_landmarks(lm.data(), th::CropRule{}), th::Error);
+  std::uint8_t px[12] = {0};
+  th::WarpScratch s;
+  std::uint8_t out[48];
+  CHECK_THROWS_AS(th::warp_to_crop(th::ImageView{px, 2, 2, 5}, th::Crop{1, 1, 2}, 4, out, s), th::Error);  // stride
+  CHECK_THROWS_AS(th::warp_to_crop(th::ImageView{nullptr, 2, 2, 6}, th::Crop{1, 1, 2}, 4, out, s), th::Error);
+  CHECK_THROWS_AS(th::warp_to_crop(th::ImageView{px, 2, 2, 6}, th::Crop{1, 1, -2}, 4, out, s), th::Error);
+  CHECK_NOTHROW(th::warp_to_crop(th::ImageView{px, 2, 2, 6}, th::Crop{1, 1, 2}, 4, out, s));
+}

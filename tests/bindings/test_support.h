@@ -1,0 +1,44 @@
+// Shared helpers of the C++ tests: the fixture folder and raw test vectors.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+extern std::string g_fixtures;
+
+inline std::string fixture(const std::string& rel) { return g_fixtures + "/" + rel; }
+
+inline nlohmann::json vector_index() {
+  std::ifstream in(fixture("vectors/index.json"));
+  if (!in) throw std::runtime_error("no test vectors: run tests/bindings/fixtures.py (ctest runs it first)");
+  return nlohmann::json::parse(in);
+}
+
+// A raw little-endian vector named in vectors/index.json; shape returned through `shape`.
+template <typename T>
+std::vector<T> load_vector(const std::string& name, std::vector<long long>* shape = nullptr) {
+  nlohmann::json idx = vector_index();
+  const auto& e = idx.at(name);
+  if (shape) *shape = e.at("shape").get<std::vector<long long>>();
+  std::ifstream in(fixture("vectors/" + e.at("file").get<std::string>()), std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string bytes = ss.str();
+  if (bytes.size() % sizeof(T)) throw std::runtime_error(name + ": size is not a multiple of the element size");
+  std::vector<T> out(bytes.size() / sizeof(T));
+  std::memcpy(out.data(), bytes.data(), bytes.size());
+  return out;
+}
+
+inline std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
