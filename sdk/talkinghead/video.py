@@ -11,6 +11,8 @@ frame index where decoding broke).
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 import os
 import uuid
 from dataclasses import dataclass
@@ -169,13 +171,14 @@ class VideoWriter:
                  audio_from: str | os.PathLike | None = None, crf: int = 18,
                  preset: str = "medium") -> None:
         self.path = Path(path)
-        if not (isinstance(fps, (int, float, Fraction)) and float(fps) > 0):
-            raise InputError(f"fps must be > 0, got {fps!r}")
+        if not (isinstance(fps, numbers.Real) and math.isfinite(float(fps)) and float(fps) > 0):
+            raise InputError(f"fps must be a finite number > 0, got {fps!r}")
         if self.path.exists() and not overwrite:
             raise OutputExistsError(f"{self.path} exists; pass overwrite=True to replace it")
         if not self.path.parent.is_dir():
             raise InputError(f"{self.path.parent}: output folder does not exist")
-        self.rate = Fraction(fps).limit_denominator(1001) if not isinstance(fps, Fraction) else fps
+        self.rate = fps if isinstance(fps, Fraction) else \
+            Fraction(float(fps)).limit_denominator(1001)
         self.overwrite = overwrite
         self.crf = int(crf)
         self.preset = preset
