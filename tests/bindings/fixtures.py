@@ -338,6 +338,25 @@ def make_vectors(package: Path, out: Path, seed: int = 1) -> Path:
     return out
 
 
+REAL_PHOTO = ROOT.parent / "shared" / "data" / "faces" / "aaai22_AdamSchiff.jpg"
+
+
+def real_photo():
+    """(uint8 [H, W, 3], landmarks [68, 2]) of a real face photo, or None when the shared data or
+    the landmark extra (dlib) is not there."""
+    if not REAL_PHOTO.is_file():
+        return None
+    try:
+        from talkinghead.images import read_image
+        from talkinghead.landmarks import detect_landmarks
+
+        img = read_image(REAL_PHOTO)
+        return img, np.asarray(detect_landmarks(img).points, np.float32)
+    except Exception as exc:  # noqa: BLE001 - optional: fall back to the drawn face
+        print(f"note: no real photo for the example ({type(exc).__name__}: {exc}); using a drawn face")
+        return None
+
+
 def write_ppm(path: Path, image: np.ndarray) -> None:
     """Binary PPM (P6), through Pillow, as a user would convert a photo for the C example."""
     from PIL import Image
@@ -373,6 +392,12 @@ def make_example_inputs(root: Path, seed: int = 2) -> Path:
         img, lm = make_shot(rng, h, w, face)
         write_ppm(ex / f"shot{i}.ppm", img)
         _write_points(ex / f"shot{i}.txt", lm)
+    photo = real_photo()
+    if photo is not None:  # a real photo as the first shot, converted to PPM as a user would
+        img, lm = photo
+        write_ppm(ex / "shot0.ppm", img)
+        _write_points(ex / "shot0.txt", lm)
+        print("example shot0: a real photo from ../shared/data with dlib landmarks")
     from talkinghead.crop import to_pixels
 
     drive_px = to_pixels(driving_landmarks(rng, 6), np.array([320.0, 240.0, 260.0]))

@@ -1,0 +1,210 @@
+"""talkinghead._native (the C++ core through pybind11) against the pure-Python path.
+
+The same package and inputs must give the same frames (max abs difference <= 1 on uint8) and the
+same identity (1e-5) as ``talkinghead.model.TalkingHeadModel``; crops and coordinates as
+``talkinghead.crop``. Skipped, with the reason, only when the native module was not built
+(``bash bindings/build.sh`` builds it; CI runs that first).
+"""
+from __future__ import annotations
+
+import math
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+try:
+    from talkinghead import _native as native
+except ImportError as exc:  # pragma: no cover - depends on the build
+    pytest.skip(f"talkinghead._native is not built ({exc}): run `bash bindings/build.sh`",
+                allow_module_level=True)
+
+from talkinghead import crop as pycrop
+from talkinghead.errors import InputError, ModelPackageError, ProviderError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fixtures  # noqa: E402  (tests/bindings/fixtures.py)
+
+
+@pytest.fixture(scope="module")
+def packages(tmp_path_factory):
+    pytest.importorskip("torch", reason="exporting the test package needs torch (the train extra)")
+    root = tmp_path_factory.mktemp("native")
+    return {"meta": fixtures.make_package(root / "model"),
+            "personalised": fixtures.make_package(root / "personalised", personalised=True)}
+
+
+@pytest.fixture(scope="module")
+def models(packages):
+    from talkinghead.model import TalkingHeadModel
+    from talkinghead.package import ModelPackage
+    from talkinghead.sessions import SessionConfig
+
+    py = TalkingHeadModel(ModelPackage.load(packages["meta"]), SessionConfig(providers="cpu"))
+    nat = native.Model(str(packages["meta"]), provider="cpu")
+    return py, nat
+
+
+@pytest.fixture(scope="module")
+def shots():
+    rng = np.random.default_rng(7)
+    return [fixtures.make_shot(rng, h, w, f) for h, w, f in ((96, 120, 30.0), (150, 130, 60.0), (480, 400, 200.0))]
+
+
+def test_identity_matches_python(models, shots):
+    py, nat = models
+    images, lms = [s[0] for s in shots], np.stack([s[1] for s in shots])
+    a_py = py.create_avatar(images, list(lms))
+    a_nat = nat.create_avatar(images, lms)
+    assert a_nat.identity.shape == a_py.identity.shape
+    assert np.abs(a_nat.identity - a_py.identity).max() <= 1e-5
+    np.testing.assert_allclose(a_nat.source_landmarks, a_py.landmarks, atol=1e-6)
+    assert a_nat.crop == pytest.approx((a_py.crop.cx, a_py.crop.cy, a_py.crop.size))
+    assert a_nat.shots == 3
+
+
+@pytest.mark.parametrize("coords", ["normalised", "pixels"])
+def test_frames_match_python(models, shots, coords):
+    py, nat = models
+    a_py = py.create_avatar([s[0] for s in shots], [s[1] for s in shots])
+    a_nat = nat.avatar_from_identity(a_py.identity, a_py.landmarks)
+    drive = fixtures.driving_landmarks(np.random.default_rng(3), 5)
+    if coords == "pixels":
+        drive = pycrop.to_pixels(drive, np.array([300.0, 200.0, 170.0]))
+    want = py.render(a_py, drive, coords=coords)
+    got = nat.render(a_nat, drive, coords=coords)
+    assert got.dtype == np.uint8 and got.shape == want.shape
+    assert int(np.abs(got.astype(int) - want.astype(int)).max()) <= 1
+    one = nat.render(a_nat, drive[0], coords=coords)  # a single frame keeps its rank
+    assert one.shape == want.shape[1:]
+
+
+def test_relative_motion_matches_motion_transfer(models, shots):
+    from talkinghead.motion import MotionTransfer
+
+    py, nat = models
+    a_py = py.create_avatar([shots[0][0]], [shots[0][1]])
+    a_nat = nat.create_avatar([shots[0][0]], shots[0][1][None])
+    drive_px = pycrop.to_pixels(fixtures.driving_landmarks(np.random.default_rng(4), 6), np.array([320.0, 240.0, 260.0]))
+    want = py.render(a_py, MotionTransfer(a_py.landmarks, "relative")(drive_px))
+    got = nat.render(a_nat, drive_px, coords="pixels", reference=drive_px[0])
+    assert int(np.abs(got.astype(int) - want.astype(int)).max()) <= 1
+
+
+def test_personalised_package(packages):
+    from talkinghead.model import TalkingHeadModel
+    from talkinghead.package import ModelPackage
+    from talkinghead.sessions import SessionConfig
+
+    py = TalkingHeadModel(ModelPackage.load(packages["personalised"]), SessionConfig(providers="cpu"))
+    nat = native.Model(str(packages["personalised"]), provider="cpu")
+    assert nat.personalised
+    drive = fixtures.driving_landmarks(np.random.default_rng(5), 3)
+    from talkinghead.avatar import Avatar
+
+    avatar = Avatar(identity=np.zeros(0, np.float32), landmarks=drive[0], model=py.name, embedding_dim=nat.embedding_dim)
+    want = py.render(avatar, drive)
+    got = nat.render(None, drive)
+    assert int(np.abs(got.astype(int) - want.astype(int)).max()) <= 1
+    with pytest.raises(InputError, match="personalised"):
+        nat.create_avatar([np.zeros((8, 8, 3), np.uint8)], drive[:1])
+
+
+def test_graphs_match_onnxruntime_python(models, shots):
+    py, nat = models
+    r = nat.resolution
+    rng = np.random.default_rng(0)
+    lm = fixtures.driving_landmarks(rng, 2)
+    ident = rng.normal(size=(2, nat.embedding_dim)).astype(np.float32)
+    np.testing.assert_allclose(nat.generate(lm, ident), py.generator.run(landmarks=lm, identity=ident), atol=1e-5)
+    img = rng.uniform(-1, 1, size=(2, 3, r, r)).astype(np.float32)
+    np.testing.assert_allclose(nat.embed(img, lm), py.embedder.run(image=img, landmarks=lm), atol=1e-5)
+
+
+# ---- geometry -----------------------------------------------------------------------------
+
+def _crop_cases():
+    rng = np.random.default_rng(11)
+    cases = []
+    for _ in range(12):
+        h, w = rng.integers(20, 700, size=2)
+        size = float(rng.uniform(5, 1400))
+        cases.append((int(h), int(w), float(rng.uniform(-50, w + 50)), float(rng.uniform(-50, h + 50)), size,
+                      int(rng.choice([16, 48, 64, 256]))))
+    return cases
+
+
+@pytest.mark.parametrize("h,w,cx,cy,size,res", _crop_cases())
+def test_warp_to_crop_matches_python(h, w, cx, cy, size, res):
+    img = np.random.default_rng(h * w).integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+    crop = np.array([cx, cy, size])
+    want = pycrop.warp_to_crop(img, crop, res)
+    got = native.warp_to_crop(img, crop, res)
+    assert int(np.abs(got.astype(int) - want.astype(int)).max()) <= 1
+
+
+def test_strided_images_are_read_in_place_or_copied():
+    img = np.random.default_rng(1).integers(0, 256, size=(90, 120, 4), dtype=np.uint8)
+    rgb = img[:, :, :3]  # a view with 4-byte pixels: the module copies it
+    crop = (60.0, 45.0, 70.0)
+    want = pycrop.warp_to_crop(np.ascontiguousarray(rgb), np.array(crop), 32)
+    assert np.array_equal(native.warp_to_crop(rgb, crop, 32), want)
+    rows = np.ascontiguousarray(img[:, :, :3])[::2]  # row stride != 3 * width: read in place
+    assert np.array_equal(native.warp_to_crop(rows, crop, 32), pycrop.warp_to_crop(rows, np.array(crop), 32))
+
+
+def test_crop_rule_and_coordinates_match_python(shots):
+    for _, lm in shots:
+        c = pycrop.crop_from_landmarks(lm)
+        got = native.crop_from_landmarks(lm)
+        assert got == pytest.approx((c.cx, c.cy, c.size), rel=1e-12)
+        n = native.to_normalised(lm, got)
+        assert np.abs(n - pycrop.to_normalised(lm, c)).max() <= 1e-5
+        assert np.abs(native.to_pixels(n, c) - pycrop.to_pixels(n, c)).max() <= 1e-4
+
+
+# ---- threads, errors ----------------------------------------------------------------------
+
+def test_render_in_threads_equals_one_thread(packages, shots):
+    nat = native.Model(str(packages["meta"]), provider="cpu", intra_op_threads=1)
+    avatar = nat.create_avatar([shots[1][0]], shots[1][1][None])
+    drive = fixtures.driving_landmarks(np.random.default_rng(9), 8)
+    want = [nat.render(avatar, d) for d in drive]
+    seen = set()
+
+    def work(i):
+        seen.add(threading.get_ident())
+        return i % len(drive), nat.render(avatar, drive[i % len(drive)])
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(work, range(4 * len(drive))))
+    assert all(np.array_equal(frame, want[i]) for i, frame in results)
+    assert len(seen) > 1
+
+
+def test_errors_are_typed(packages, models, shots):
+    _, nat = models
+    avatar = nat.create_avatar([shots[0][0]], shots[0][1][None])
+    bad = fixtures.driving_landmarks(np.random.default_rng(1), 1)
+    bad[0, 3, 1] = math.nan
+    with pytest.raises(InputError, match="NaN"):
+        nat.render(avatar, bad)
+    with pytest.raises(InputError, match=r"\[68, 2\]"):
+        nat.render(avatar, np.zeros((5, 2), np.float32))
+    with pytest.raises(InputError, match="1 to 32"):
+        nat.create_avatar([shots[0][0]] * 33, np.repeat(shots[0][1][None], 33, axis=0))
+    with pytest.raises(InputError, match="images but"):
+        nat.create_avatar([shots[0][0]] * 2, shots[0][1][None])
+    with pytest.raises(InputError, match="coords"):
+        nat.render(avatar, bad[:, :1].repeat(68, 1) * 0, coords="inches")
+    with pytest.raises(ModelPackageError, match="not found"):
+        native.Model("/nonexistent/package")
+    with pytest.raises(ProviderError, match="CUDA"):
+        native.Model(str(packages["meta"]), provider="cuda")
+    auto = native.Model(str(packages["meta"]), provider="auto")
+    assert auto.provider == "cpu" and "CUDA" in auto.warning
+    path, version = native.ort_library()
+    assert "onnxruntime" in path and version
