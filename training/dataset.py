@@ -83,7 +83,10 @@ class EpisodeDataset:
         for item in find_items(roots):
             if item.name in holdout:
                 continue
-            if item.num_frames == 0 or 1 < item.num_frames < need:
+            if item.num_frames == 0:  # prepare found no face in it (listed as "empty" in index.json)
+                self.skipped.append(item.name)
+                continue
+            if 1 < item.num_frames < need:
                 if not skip_short:
                     raise DatasetError(f"video {item.name} has {item.num_frames} frames; an episode needs "
                                        f"{need} (K={k_shots} shots + 1 target). Use --skip-short to leave it out.")
