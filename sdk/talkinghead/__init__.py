@@ -15,8 +15,18 @@ from .errors import (  # noqa: E402
     VideoError,
 )
 
+from .avatar import Avatar  # noqa: E402
+from .model import TalkingHeadModel, load_model  # noqa: E402
+from .package import ModelPackage  # noqa: E402
+from .sessions import SessionConfig  # noqa: E402
+
 __all__ = [
     "__version__",
+    "load_model",
+    "TalkingHeadModel",
+    "Avatar",
+    "ModelPackage",
+    "SessionConfig",
     "TalkingHeadError",
     "InputError",
     "ImageReadError",

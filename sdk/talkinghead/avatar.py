@@ -58,7 +58,7 @@ class Avatar:
         if self.image is not None:
             arrays["image"] = self.image
         if self.crop is not None:
-            arrays["crop"] = self.crop.as_array()
+            arrays["crop"] = np.array([self.crop.cx, self.crop.cy, self.crop.size], np.float64)
         tmp = path.with_name(f".{path.name}.part.npz")
         np.savez_compressed(tmp, **arrays)
         os.replace(tmp, path)
@@ -80,7 +80,7 @@ class Avatar:
         avatar = cls(identity=arrays["identity"], landmarks=arrays["landmarks"], model=meta["model"],
                      embedding_dim=int(meta["embedding_dim"]), shots=int(meta.get("shots", 1)),
                      image=arrays.get("image"),
-                     crop=Crop.from_array(arrays["crop"]) if "crop" in arrays else None)
+                     crop=Crop(*(float(v) for v in arrays["crop"])) if "crop" in arrays else None)
         avatar.check()
         return avatar
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from talkinghead.cli import EXIT_USER, main
-from talkinghead.video import probe
+from talkinghead.video import iter_frames, probe
 
 
 def _run(capsys, *argv: str) -> tuple[int, str]:
@@ -25,7 +25,7 @@ def test_animate_real_portrait_with_real_clip(tiny_package: Path, shared_data: P
                       "-o", str(out), "--model", str(tiny_package), "--provider", "cpu", "--quiet")
     assert code == 0, text
     got, want = probe(out), probe(short_clip)
-    assert got.frame_count == want.frame_count
+    assert got.frame_count == sum(1 for _ in iter_frames(short_clip))  # every driving frame, no more
     assert abs(got.fps - want.fps) < 1e-3
     assert got.has_audio == want.has_audio
     assert (got.width, got.height) == (256, 256)  # pasted into the 256x256 portrait

@@ -44,7 +44,7 @@ def test_create_avatar_render_and_batch(tiny_model, face_photo: Path) -> None:
     crop = crop_from_landmarks(avatar.landmarks * 100 + 300)
     px = avatar.landmarks * 100 + 300
     same = tiny_model.render(avatar, to_normalised(px, crop))
-    assert np.array_equal(tiny_model.render(avatar, px, coords="pixels"), same)
+    assert np.abs(tiny_model.render(avatar, px, coords="pixels").astype(int) - same).max() <= 1
 
 
 def test_identity_is_the_mean_of_the_shots(tiny_model, face_photo: Path, shared_data: Path) -> None:
