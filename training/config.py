@@ -163,7 +163,7 @@ def lite_config() -> Config:
         gen_up=(128, 64, 32, 16),
         gen_attention=(32,),
         gen_separable=True,
-        emb_widths=(32, 64, 128, 256, 384, 512),
+        emb_widths=(32, 64, 128, 256, 256, 256),  # + a linear to D=512: keeps the package small
         emb_attention=(32,),
         disc_widths=(32, 64, 128, 256, 384, 512),
         disc_attention=(),
