@@ -764,6 +764,8 @@ def main(argv: list[str] | None = None) -> int:
             results.setdefault(m, {})[str(k)] = aggregate(rs, METRICS)
         results = {m: dict(sorted(results[m].items(), key=lambda kv: int(kv[0]))) for m in METHODS if m in results}
         doc["results"] = results
+        doc["bars_K"] = str(8 if 8 in args.shots else max(args.shots))
+        doc["bars"] = bars(results, doc["bars_K"])
         doc["floor"] = aggregate_floor(floor_rows)
         doc["floor"]["csim_other_person"] = other_person_csim(real_desc)
         doc["per_clip"] = per_clip
@@ -847,6 +849,39 @@ def run_cross_all(bench: Bench, args: argparse.Namespace, clips: list[Path]) -> 
             "per_pair": per_pair, "notes": notes, "grid": "cross_grid.png" if grid else None}
 
 
+def bars(results: dict, k: str) -> dict[str, dict[str, bool | None]]:
+    """The issue's bars at K = k for ours and ours_ft: SSIM above nearest's; landmark error closer to
+    warp's than to nearest's; SSIM above warp's (the hard one). None where a number is missing."""
+    out: dict[str, dict[str, bool | None]] = {}
+    near, warp = results.get("nearest", {}).get(k), results.get("warp", {}).get(k)
+    for m in ("ours", "ours_ft"):
+        r = results.get(m, {}).get(k)
+        if r is None or near is None or warp is None:
+            continue
+
+        def cmp(fn, *vals):
+            return None if any(v is None for v in vals) else bool(fn(*vals))
+
+        out[m] = {
+            "ssim_above_nearest": cmp(lambda a, b: a > b, r["ssim"], near["ssim"]),
+            "lmk_err_closer_to_warp_than_nearest": (
+                False if r["lmk_err"] is None and r["no_face"] == 1 else
+                cmp(lambda a, w, n: abs(a - w) < abs(a - n), r["lmk_err"], warp["lmk_err"], near["lmk_err"])),
+            "ssim_above_warp": cmp(lambda a, b: a > b, r["ssim"], warp["ssim"]),
+        }
+    return out
+
+
+def bars_text(doc: dict) -> list[str]:
+    lines = []
+    k = doc.get("bars_K")
+    for m, checks in doc.get("bars", {}).items():
+        parts = [f"{name.replace('_', ' ')}: {'yes' if v else ('no' if v is False else 'n/a')}"
+                 for name, v in checks.items()]
+        lines.append(f"{m} at K={k}: " + "; ".join(parts))
+    return lines
+
+
 def summary(doc: dict) -> dict[str, Any]:
     """The compact form for a manifest's ``quality`` (K, method -> the main metrics)."""
     out: dict[str, Any] = {"protocol": "bench/quality.py self-reenactment", "clips": doc.get("clips_evaluated", 0)}
@@ -879,6 +914,9 @@ def write_outputs(args: argparse.Namespace, doc: dict) -> None:
         c = doc["cross"]
         text += ["", "cross-identity (no ground truth)", plain_table(c["results"], CROSS_METRICS, c["floor"])]
         md += ["", "Cross-identity: " + c["protocol"] + ".", "", markdown_table(c["results"], CROSS_METRICS, c["floor"])]
+    if doc.get("bars"):
+        text += [""] + bars_text(doc)
+        md += ["", "Bars (issue 7): " + " ".join(f"{line}." for line in bars_text(doc))]
     notes = doc["notes"] + [f"{clip}: {n}" for clip, pc in doc.get("per_clip", {}).items() for n in pc.get("notes", [])]
     notes += [f"{clip}: skipped: {pc['skipped']}" for clip, pc in doc.get("per_clip", {}).items() if "skipped" in pc]
     if notes:

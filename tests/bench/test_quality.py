@@ -132,6 +132,8 @@ def test_quality_end_to_end(tmp_path, short_clip, shared_data, tiny_package_and_
         assert 0 <= m["lmk_err"] < 0.5
         assert m["csim"] > 0.9
     assert 0 <= doc["floor"]["lmk_err"] < 0.2 and doc["floor"]["no_face"] == 0
+    assert set(doc["bars"]) == {"ours", "ours_ft"} and doc["bars_K"] == "1"
+    assert set(doc["bars"]["ours"]) == {"ssim_above_nearest", "lmk_err_closer_to_warp_than_nearest", "ssim_above_warp"}
 
     clip = doc["per_clip"][short_clip.stem]
     assert clip["frames"] == 75 and clip["shots"] == {"1": [0]}
