@@ -1,0 +1,366 @@
+"""Checkpoint -> model package: the export pipeline behind ``python -m export``.
+
+Stages (each logged with its time on the ``export`` logger):
+ 1. check the output path (an existing OUT_DIR is refused unless ``overwrite``);
+ 2. load the checkpoint (meta-learned, or personalised: identity baked in, no embedder);
+ 3. load parity/calibration inputs (real face crops, see :mod:`export.data`);
+ 4. export the graphs (spectral norm folded, named inputs/outputs, dynamic batch, role stamped),
+    simplify them (onnxslim) and check them (onnx.checker, strict shape inference);
+ 5. parity: ONNX Runtime CPU against the PyTorch modules, max abs <= tolerance or the export fails;
+ 6. variants (int8, fp16) of the generator, each with its error against the fp32 graph;
+ 7. write everything and manifest.json into a temporary folder beside OUT_DIR, load it back with
+    :class:`talkinghead.package.ModelPackage` (hashes, paths, role stamps), then rename it into place.
+Nothing is written at OUT_DIR unless every stage passed.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+import numpy as np
+import onnx
+import torch
+
+from talkinghead.errors import TalkingHeadError
+from talkinghead.manifest import expected_io
+from talkinghead.package import ModelPackage
+
+from training.checkpoint import load_checkpoint
+from training.errors import CheckpointError
+from training.networks.generator import PersonalisedGenerator
+
+from . import data as data_mod
+from .errors import ExportError
+from .manifest_writer import build_manifest, graph_record, training_record, write_manifest
+from .onnx_export import DEFAULT_OPSET, export_module, prepare_modules, stamp
+from .parity import check_batch_one, cpu_session, diff, image_error, run_session, run_torch
+from .quantize import convert_fp16, quantize_int8
+from .simplify import check, interface, simplify
+
+log = logging.getLogger("export")
+
+VARIANTS = {
+    # name: (precision, method, target)
+    "int8": ("int8", "static", "cpu"),
+    "fp16": ("fp16", "cast", "gpu"),
+}
+
+
+@dataclass
+class ExportOptions:
+    """What to export and how.
+
+    Attributes:
+        variants: generator variants to add besides fp32 (``int8``, ``fp16``).
+        opset: ONNX opset of the graphs (13..20; 17 by default).
+        overwrite: replace an existing package at the output path.
+        calibration: a prepared dataset folder for parity and int8 calibration inputs (default: the
+            shared data's face photos, else synthetic inputs).
+        samples: how many inputs to use for parity and calibration.
+        synthetic: use synthetic inputs even when real data is available (tests, offline runs).
+        tolerance: max abs difference allowed between ONNX Runtime and PyTorch (fp32).
+        instance_norm: "auto" exports ONNX Runtime's fused InstanceNormalization and falls back to
+            the more precise two-stage form when parity fails; "fused" / "two-stage" force one.
+        name: the package name (default ``talkinghead-<size>[-personalised]``).
+        version: the package's own version.
+        threads: ONNX Runtime threads for the parity runs.
+    """
+
+    variants: tuple[str, ...] = ()
+    opset: int = DEFAULT_OPSET
+    overwrite: bool = False
+    calibration: Path | None = None
+    samples: int = 16
+    synthetic: bool = False
+    tolerance: float = 1e-4
+    instance_norm: Literal["auto", "fused", "two-stage"] = "auto"
+    name: str | None = None
+    version: str = "0.1.0"
+    threads: int = 2
+
+    def validate(self) -> "ExportOptions":
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown:
+            raise ExportError(f"unknown variant(s) {unknown}; choose from {sorted(VARIANTS)}")
+        if len(set(self.variants)) != len(self.variants):
+            raise ExportError(f"variants listed twice: {list(self.variants)}")
+        if not 13 <= self.opset <= 20:
+            raise ExportError(f"opset must be in 13..20 (QDQ per-channel needs 13), got {self.opset}")
+        if not 1 <= self.samples <= 256:
+            raise ExportError(f"samples must be in 1..256, got {self.samples}")
+        if not self.tolerance > 0:
+            raise ExportError(f"tolerance must be > 0, got {self.tolerance}")
+        if self.instance_norm not in ("auto", "fused", "two-stage"):
+            raise ExportError(f"instance_norm must be auto, fused or two-stage, got {self.instance_norm!r}")
+        if self.calibration is not None and not Path(self.calibration).is_dir():
+            raise ExportError(f"--calibration {self.calibration}: not a folder")
+        return self
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    manifest: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class _Stages:
+    def __init__(self, total: int) -> None:
+        self.total, self.n, self.timings = total, 0, {}
+        self.start = time.perf_counter()
+
+    @contextmanager
+    def __call__(self, title: str) -> Iterator[None]:
+        self.n += 1
+        log.info("[%d/%d] %s ...", self.n, self.total, title)
+        t0 = time.perf_counter()
+        yield
+        dt = time.perf_counter() - t0
+        self.timings[title] = round(dt, 2)
+        log.info("[%d/%d] %s: done in %.1f s", self.n, self.total, title, dt)
+
+
+def _check_output(out: Path, overwrite: bool) -> None:
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise ExportError(f"{out} exists; pass --overwrite to replace it")
+        if not out.is_dir() or out.is_symlink():
+            raise ExportError(f"{out} exists and is not a folder; refusing to replace it")
+        if any(out.iterdir()) and not (out / "manifest.json").is_file():
+            raise ExportError(f"{out} is a non-empty folder that is not a model package; refusing to replace it")
+
+
+def _expected_shapes_ok(model: onnx.ModelProto, kind: str, role: str, resolution: int, dim: int) -> None:
+    want_in, want_out = expected_io(kind, role, resolution, dim)
+    got_in, got_out = interface(model)
+    if (got_in, got_out) != (want_in, want_out):
+        raise ExportError(f"{role}: the exported interface {got_in} -> {got_out} is not the contract's "
+                          f"{want_in} -> {want_out}")
+
+
+def _declare_interface(model: onnx.ModelProto, kind: str, role: str, resolution: int, dim: int) -> None:
+    """Write the contract's shapes on the graph's inputs and outputs (shape inference then checks them)."""
+    want_in, want_out = expected_io(kind, role, resolution, dim)
+    for values, wants in ((model.graph.input, want_in), (model.graph.output, want_out)):
+        for v, w in zip(values, wants):
+            dims = v.type.tensor_type.shape.dim
+            del dims[:]
+            for d in w["shape"]:
+                new = dims.add()
+                if isinstance(d, int):
+                    new.dim_value = d
+                else:
+                    new.dim_param = d
+
+
+class _Exporter:
+    def __init__(self, checkpoint: Path, out: Path, opts: ExportOptions) -> None:
+        self.checkpoint, self.out, self.opts = checkpoint, out, opts
+        self.stages = _Stages(6 + (1 if opts.variants else 0))
+
+    # -- stages ---------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        try:
+            self.models, self.state = load_checkpoint(self.checkpoint)
+        except CheckpointError as exc:
+            raise ExportError(str(exc)) from exc
+        self.kind = "personalised" if self.state.kind == "personalised" else "meta"
+        cfg = self.models.config
+        self.resolution, self.dim = cfg.net.resolution, cfg.net.embedding_dim
+        for m in (self.models.embedder, self.models.generator, self.models.discriminator):
+            m.eval()
+        if self.kind == "personalised":
+            if self.models.psi is None:
+                raise ExportError(f"{self.checkpoint} is marked personalised but holds no personal.psi")
+            self.reference = {"generator": PersonalisedGenerator(self.models.generator, self.models.psi).eval()}
+        else:
+            self.reference = {"embedder": self.models.embedder, "generator": self.models.generator}
+        log.info("checkpoint: %s model, size %s, %dx%d, embedding %d, step %d", self.kind, cfg.size,
+                 self.resolution, self.resolution, self.dim, self.state.step)
+
+    def load_samples(self) -> None:
+        o = self.opts
+        self.samples = data_mod.load_samples(self.resolution, o.samples, o.calibration, allow_real=not o.synthetic)
+        log.info("inputs: %s", self.samples.description[:200])
+        s = self.samples
+        self.feeds: dict[str, dict[str, np.ndarray]] = {}
+        if self.kind == "meta":
+            self.feeds["embedder"] = {"image": s.images, "landmarks": s.landmarks}
+            identity = run_torch(self.reference["embedder"], self.feeds["embedder"])
+            self.feeds["generator"] = {"landmarks": s.driving_landmarks(), "identity": identity}
+        else:
+            self.feeds["generator"] = {"landmarks": s.driving_landmarks()}
+
+    def _export(self, role: str, fused: bool) -> onnx.ModelProto:
+        modules = prepare_modules(self.models, self.kind, two_stage_norm=not fused)
+        module = modules.embedder if role == "embedder" else modules.generator
+        example = tuple(torch.from_numpy(v[:2]) for v in self.feeds[role].values())
+        model = export_module(module, self.kind, role, example, self.opts.opset)
+        _declare_interface(model, self.kind, role, self.resolution, self.dim)
+        model = simplify(model, role)
+        _expected_shapes_ok(model, self.kind, role, self.resolution, self.dim)
+        return model
+
+    def export_graphs(self) -> None:
+        fused = self.opts.instance_norm in ("auto", "fused")
+        self.graphs: dict[str, onnx.ModelProto] = {}
+        self.norm: dict[str, str] = {}
+        for role in self.reference:
+            self.graphs[role] = self._export(role, fused)
+            self.norm[role] = "fused" if fused else "two-stage"
+            log.info("%s: %d nodes, %.1f MB", role, len(self.graphs[role].graph.node),
+                     self.graphs[role].ByteSize() / 1e6)
+        self.fused_generator = self.graphs["generator"] if fused else None
+
+    def _parity(self, role: str) -> tuple[Any, Any, np.ndarray]:
+        session = cpu_session(self.graphs[role], self.opts.threads)
+        feeds = self.feeds[role]
+        got = run_session(session, feeds)
+        want = run_torch(self.reference[role], feeds)
+        return diff(got, want), check_batch_one(session, feeds, got), got
+
+    def parity(self) -> None:
+        tol = self.opts.tolerance
+        self.parity_result: dict[str, Any] = {"tolerance": tol, "data": data_mod.describe(self.samples)}
+        self.outputs: dict[str, np.ndarray] = {}
+        for role in self.reference:
+            d, one, out = self._parity(role)
+            if d.max_abs > tol and self.opts.instance_norm == "auto" and self.norm[role] == "fused":
+                log.info("%s: fused instance norm is off by %s; re-exporting with two-stage instance norm",
+                         role, d)
+                self.graphs[role] = self._export(role, fused=False)
+                self.norm[role] = "two-stage"
+                d, one, out = self._parity(role)
+            log.info("%s parity (ONNX Runtime CPU vs PyTorch, %d samples, %s instance norm): %s; batch of one: %s",
+                     role, len(self.samples), self.norm[role], d, one)
+            if d.max_abs > tol or one.max_abs > tol:
+                worst = max(d.max_abs, one.max_abs)
+                raise ExportError(f"{role}: parity check failed: ONNX Runtime differs from PyTorch by {worst:.3g} "
+                                  f"max abs (tolerance {tol:g}); no package written")
+            self.parity_result[role] = d.as_dict()
+            self.outputs[role] = out
+
+    def variants(self) -> None:
+        self.variant_models: dict[str, onnx.ModelProto] = {}
+        self.variant_records: dict[str, dict[str, Any]] = {}
+        if self.fused_generator is None:
+            self.fused_generator = self._export("generator", fused=True)
+        feeds = self.feeds["generator"]
+        calib = [{k: v[i:i + 1] for k, v in feeds.items()} for i in range(len(self.samples))]
+        for name in self.opts.variants:
+            t0 = time.perf_counter()
+            precision, method, target = VARIANTS[name]
+            if precision == "int8":
+                model = quantize_int8(self.fused_generator, calib)
+            else:
+                model = convert_fp16(self.fused_generator)
+            model = check(stamp(model, "generator", name), f"generator.{name}")
+            out = run_session(cpu_session(model, self.opts.threads), feeds)
+            error = image_error(self.outputs["generator"], out)
+            rec: dict[str, Any] = {"graph": "generator", "precision": precision, "method": method,
+                                   "target": target, "error": error}
+            if precision == "int8":
+                rec["calibration"] = (f"static QDQ of Conv/MatMul/Gemm (rasteriser fp32), MinMax over {len(calib)} "
+                                      f"samples: {self.samples.description[:200]}")
+            self.variant_models[name], self.variant_records[name] = model, rec
+            log.info("variant %s (%s %s, for %s): max abs %.3g, mean abs %.3g, SSIM %.4f vs fp32 (%.1f s)", name,
+                     precision, method, target, error["max_abs"], error["mean_abs"], error["ssim"],
+                     time.perf_counter() - t0)
+
+    def write(self) -> Path:
+        parent = self.out.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = parent / f".{self.out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            graphs = {}
+            for role, model in self.graphs.items():
+                path = tmp / f"{role}.onnx"
+                onnx.save(model, path)
+                graphs[role] = graph_record(path, model)
+            variants = {}
+            for name, model in getattr(self, "variant_models", {}).items():
+                path = tmp / f"generator.{name}.onnx"
+                onnx.save(model, path)
+                rec, extra = graph_record(path, model), self.variant_records[name]
+                variants[name] = {"graph": extra["graph"], "file": rec["file"], "sha256": rec["sha256"],
+                                  **{k: v for k, v in extra.items() if k != "graph"}}
+            cfg = self.models.config
+            suffix = "-personalised" if self.kind == "personalised" else ""
+            name = self.opts.name or f"talkinghead-{cfg.size}{suffix}"
+            self.manifest = build_manifest(
+                name=name, version=self.opts.version, size=cfg.size, kind=self.kind, resolution=self.resolution,
+                embedding_dim=self.dim, graphs=graphs, variants=variants, parity=self.parity_result,
+                training=training_record(cfg, self.state))
+            write_manifest(tmp, self.manifest)
+            try:
+                ModelPackage.load(tmp)  # the SDK's own checks: paths, hashes, role stamps, opset
+            except TalkingHeadError as exc:
+                raise ExportError(f"the written package does not load: {exc}") from exc
+            self._move_into_place(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return self.out
+
+    def _move_into_place(self, tmp: Path) -> None:
+        _check_output(self.out, self.opts.overwrite)  # again: something may have appeared meanwhile
+        if self.out.exists():
+            old = self.out.parent / f".{self.out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            os.rename(self.out, old)
+            os.rename(tmp, self.out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, self.out)
+
+    def run(self) -> ExportResult:
+        st = self.stages
+        with st("checking the output path"):
+            _check_output(self.out, self.opts.overwrite)
+        with st(f"loading {self.checkpoint.name}"):
+            self.load()
+        with st("loading parity and calibration inputs"):
+            self.load_samples()
+        with st(f"exporting {' and '.join(self.reference)} (opset {self.opts.opset})"):
+            self.export_graphs()
+        with st("parity against PyTorch"):
+            self.parity()
+        if self.opts.variants:
+            with st(f"variants {', '.join(self.opts.variants)}"):
+                self.variants()
+        with st(f"writing {self.out}"):
+            self.write()
+        total = time.perf_counter() - st.start
+        log.info("exported %s in %.1f s", self.out, total)
+        return ExportResult(self.out, self.manifest, {**st.timings, "total": round(total, 2)})
+
+
+def export_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike,
+                      options: ExportOptions | None = None, **kwargs: Any) -> ExportResult:
+    """Export a checkpoint to a model package folder.
+
+    Args:
+        checkpoint: a ``checkpoint.safetensors`` (meta-learned or personalised).
+        out_dir: the package folder to create.
+        options: an :class:`ExportOptions`; or give its fields as keyword arguments.
+
+    Raises:
+        ExportError: the output exists (without ``overwrite``), the checkpoint is unreadable, a graph
+            fails the ONNX checker, or parity fails. Nothing is written at ``out_dir`` then.
+    """
+    if options is None:
+        options = ExportOptions(**kwargs)
+    elif kwargs:
+        raise TypeError("give either options or keyword arguments, not both")
+    if isinstance(options.variants, str):
+        options.variants = tuple(v for v in options.variants.split(",") if v)
+    options.validate()
+    return _Exporter(Path(checkpoint), Path(out_dir), options).run()
