@@ -63,6 +63,16 @@ T read_struct(const T* in, void (*init)(T*)) {
 
 th::Crop crop_of(const double* c) { return th::Crop{c[0], c[1], c[2]}; }
 
+// A C enum field may hold any int; loading an out-of-range value as the C++ enum type is
+// undefined, so read the bits as an integer first.
+template <typename E>
+int enum_value(const E& e) {
+  static_assert(sizeof(E) == sizeof(int), "C enums are int-sized here");
+  int v;
+  std::memcpy(&v, &e, sizeof v);
+  return v;
+}
+
 }  // namespace
 
 extern "C" {
@@ -73,8 +83,8 @@ const char* th_version(void) { return TALKINGHEAD_VERSION; }
 
 const char* th_last_error(void) { return t_last_error.c_str(); }
 
-const char* th_status_string(th_status status) {
-  switch (status) {
+const char* th_status_string(th_status status_in) {
+  switch (enum_value(status_in)) {
     case TH_OK: return "TH_OK";
     case TH_ERROR_INVALID_ARGUMENT: return "TH_ERROR_INVALID_ARGUMENT";
     case TH_ERROR_SIZE_MISMATCH: return "TH_ERROR_SIZE_MISMATCH";
@@ -106,11 +116,12 @@ th_status th_model_load(const char* package_dir, const th_model_config* config, 
     if (!package_dir) invalid("package_dir must not be NULL");
     th_model_config c = read_struct(config, th_model_config_init);
     th::ModelConfig mc;
-    switch (c.provider) {
+    const int provider = enum_value(c.provider);
+    switch (provider) {
       case TH_PROVIDER_AUTO: mc.provider = th::Provider::Auto; break;
       case TH_PROVIDER_CPU: mc.provider = th::Provider::Cpu; break;
       case TH_PROVIDER_CUDA: mc.provider = th::Provider::Cuda; break;
-      default: invalid("unknown provider " + std::to_string(static_cast<int>(c.provider)));
+      default: invalid("unknown provider " + std::to_string(provider));
     }
     mc.device_id = c.device_id;
     mc.intra_op_threads = c.intra_op_threads;
@@ -221,11 +232,12 @@ th_status th_render(th_model* model, const th_avatar* avatar, const float* landm
   return guard([&] {
     if (!model) invalid("model must not be NULL");
     th_render_options o = read_struct(options, th_render_options_init);
-    if (o.coords != TH_COORDS_NORMALISED && o.coords != TH_COORDS_PIXELS) {
-      invalid("unknown coords " + std::to_string(static_cast<int>(o.coords)));
+    const int coords = enum_value(o.coords);
+    if (coords != TH_COORDS_NORMALISED && coords != TH_COORDS_PIXELS) {
+      invalid("unknown coords " + std::to_string(coords));
     }
     th::RenderOptions ro;
-    ro.pixels = o.coords == TH_COORDS_PIXELS;
+    ro.pixels = coords == TH_COORDS_PIXELS;
     ro.crops = o.crops;
     ro.reference = o.reference;
     ro.reference_crop = o.reference_crop;

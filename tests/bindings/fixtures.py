@@ -55,8 +55,49 @@ def _export(module, args: tuple, path: Path, inputs: list[str], outputs: list[st
                           dynamic_axes=dyn, opset_version=17, dynamo=False)
 
 
+def has_exporter() -> bool:
+    """Whether the project's exporter (``python -m export``) is in this checkout."""
+    return (ROOT / "export" / "__main__.py").is_file() and os.environ.get("TH_FIXTURES_OWN_EXPORT") != "1"
+
+
 def make_package(out: Path, *, personalised: bool = False, seed: int = 0) -> Path:
-    """Export a tiny random model as a package at ``out`` (created); returns ``out``."""
+    """A tiny random model (``training.config.tiny_config``) as a package at ``out``.
+
+    Through the project's exporter (``python -m export CHECKPOINT OUT``) when it is there, so the
+    native core is tested on exactly what users get; else (or with TH_FIXTURES_OWN_EXPORT=1) with
+    torch.onnx directly, writing the manifest by docs/architecture.md.
+    """
+    if has_exporter():
+        return _export_with_exporter(Path(out), personalised=personalised, seed=seed)
+    return _export_directly(Path(out), personalised=personalised, seed=seed)
+
+
+def _export_with_exporter(out: Path, *, personalised: bool, seed: int) -> Path:
+    import subprocess
+
+    import torch
+
+    from training.checkpoint import CheckpointState, build_models, save_checkpoint
+    from training.config import tiny_config
+
+    torch.manual_seed(seed)
+    models = build_models(tiny_config(), 1)
+    state = CheckpointState()
+    if personalised:
+        with torch.no_grad():
+            models.psi = models.generator.project(torch.randn(1, models.config.net.embedding_dim))
+        state.kind = "personalised"
+    ckpt = out.parent / f"{out.name}.checkpoint" / "checkpoint.safetensors"
+    save_checkpoint(ckpt, models, state)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, "-m", "export", str(ckpt), str(out), "--overwrite"], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"python -m export failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return out
+
+
+def _export_directly(out: Path, *, personalised: bool, seed: int) -> Path:
     import onnx
     import torch
 
@@ -70,7 +111,6 @@ def make_package(out: Path, *, personalised: bool = False, seed: int = 0) -> Pat
     models = build_models(cfg, 1)
     emb, gen = models.embedder.eval(), models.generator.eval()
     r, d = cfg.net.resolution, cfg.net.embedding_dim
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     lm = torch.zeros(2, 68, 2)
     graphs: dict = {}
@@ -281,7 +321,11 @@ def make_corrupt_package(package: Path, out: Path) -> Path:
     m = onnx.load(str(out / "generator.onnx"))
     m.graph.node[len(m.graph.node) // 2].op_type = "NoSuchOperator"
     onnx.save(m, str(out / "generator.onnx"))
+    manifest_variants = json.loads((out / "manifest.json").read_text()).get("variants", {})
+    for v in manifest_variants.values():
+        (out / v["file"]).unlink(missing_ok=True)
     manifest = json.loads((out / "manifest.json").read_text())
+    manifest["variants"] = {}
     manifest["graphs"]["generator"]["sha256"] = _sha256(out / "generator.onnx")
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return out
