@@ -41,7 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tolerance", type=float, default=1e-4, help="fp32 parity tolerance, max abs (default 1e-4)")
     p.add_argument("--instance-norm", choices=("auto", "fused", "two-stage"), default="auto",
                    help="instance norm in the fp32 graphs: ONNX Runtime's fused op, the two-stage form "
-                        "(more precise, ~10%% slower), or auto: fused unless parity needs two-stage (default)")
+                        "(more precise, 5-20%% slower), or auto: fused unless parity needs two-stage (default)")
     p.add_argument("--name", default=None, help="package name (default talkinghead-<size>[-personalised])")
     p.add_argument("--package-version", default="0.1.0", help="the package's own version (default 0.1.0)")
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads for parity runs (default 2)")

@@ -121,9 +121,12 @@ def from_photos(folders: list[Path], resolution: int, count: int) -> Samples | N
             used.append(f"{folder.name}/{path.name}")
     if not images:
         return None
-    folders_used = ", ".join(sorted({u.split("/")[0] for u in used}))
+    counts = {f.name: sum(u.startswith(f.name + "/") for u in used) for f in folders}
+    per_folder = ", ".join(f"{n} from {name}/" for name, n in counts.items() if n)
+    log.debug("face crops: %s", ", ".join(used))
     return Samples(np.stack(images), np.stack(points), "real",
-                   f"{len(images)} face crops detected in shared data ({folders_used}): " + ", ".join(used))
+                   f"{len(images)} face crops (landmarks by talkinghead.landmarks.detect_landmarks) from the "
+                   f"shared data ({per_folder})")
 
 
 def template_landmarks() -> np.ndarray:

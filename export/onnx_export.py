@@ -7,7 +7,8 @@ Instance norm: ONNX Runtime's CPU ``InstanceNormalization`` (and a plain ``Reduc
 loses precision on channels that are mostly zero with a few large values, which is what the
 rasterised landmark lines are: on a random ``lite`` generator the output differs from PyTorch by
 ~4e-4 max abs (PyTorch itself is within 2e-5 of float64). :class:`TwoStageInstanceNorm` is the same
-formula with the means taken in two stages (over W, then over H): ~2e-5 of PyTorch, ~10% more time.
+formula with the means taken in two stages (over W, then over H): ~2e-5 of PyTorch, 5-20% more
+time (noisy measurements on 2 shared cores).
 The exporter uses the fused op unless parity needs the two-stage form (``--instance-norm``), and
 always builds the variants (int8, fp16) from the fused-op graph, since their own error is far larger.
 
