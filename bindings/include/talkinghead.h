@@ -37,16 +37,18 @@
  *
  * OWNERSHIP
  *   Every handle made by a *_create / *_load call is released by its *_destroy call; destroy
- *   accepts NULL. An avatar must be destroyed before (or after, it does not matter) its model: an
- *   avatar holds only its own data, never a pointer into the model. Input buffers are read during
- *   the call only and never kept. Strings returned by the library are owned by it.
+ *   accepts NULL; on failure the out-handle is set to NULL. An avatar holds only its own data (no
+ *   pointer into its model), so avatars and models may be destroyed in any order. Input buffers
+ *   are read during the call only and never kept. Strings returned by the library are owned by
+ *   it: th_model_info's strings live as long as the model.
  *
  * THREADING
  *   A th_model may be shared by any number of threads: th_render, th_avatar_create and
  *   th_model_get_info may run concurrently on one model (ONNX Runtime sessions are thread-safe;
- *   the core keeps a pool of per-call work buffers, so rendering allocates nothing per frame once
- *   warm). A th_avatar is immutable after creation and may be shared too. th_model_destroy must
- *   not run concurrently with other calls on the same model. th_set_log_callback is global.
+ *   the core keeps a pool of per-call work buffers, so talkinghead allocates nothing per frame
+ *   once warm; ONNX Runtime uses its own arena). A th_avatar is immutable after creation and may
+ *   be shared too. th_model_destroy must not run concurrently with other calls on the same model.
+ *   th_set_log_callback is global; the callback may be called from any thread, one at a time.
  *
  * ONNX RUNTIME
  *   The library loads ONNX Runtime at run time (dlopen) the first time a model is loaded, from,
