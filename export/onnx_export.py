@@ -85,9 +85,9 @@ def folded_copy(module: nn.Module, build: Callable[[], nn.Module]) -> nn.Module:
     spectral norm folded in: each parametrised weight is evaluated once, in eval mode (no power
     iteration step).
 
-    ``training.networks.blocks.fold_spectral_norm`` is not used on a ``copy.deepcopy``: a deep copy
-    shares the class torch's parametrisation creates per module, and removing the parametrisation
-    from the copy deletes the ``weight`` property from that class, breaking the original module.
+    Removing the parametrisation in place (``parametrize.remove_parametrizations``) is avoided: a
+    ``copy.deepcopy`` shares the class torch's parametrisation creates per module, so removing it
+    from the copy deletes the ``weight`` property from that class and breaks the original module.
     """
     was_training = module.training
     module.eval()

@@ -4,20 +4,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils import parametrizations, parametrize
+from torch.nn.utils import parametrizations
 
 
 def sn(module: nn.Module, enabled: bool = True) -> nn.Module:
-    """Spectral normalisation of a conv/linear layer's weight (as in the paper)."""
+    """Spectral normalisation of a conv/linear layer's weight (as in the paper).
+
+    Export folds it by loading the evaluated weights into modules built without it
+    (``export.onnx_export.folded_copy``).
+    """
     return parametrizations.spectral_norm(module) if enabled else module
-
-
-def fold_spectral_norm(model: nn.Module) -> nn.Module:
-    """Replace every spectral-norm parametrisation by its current normalised weight (for export)."""
-    for module in model.modules():
-        if parametrize.is_parametrized(module, "weight"):
-            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
-    return model
 
 
 def conv3x3(cin: int, cout: int, *, separable: bool = False, use_sn: bool = True) -> nn.Module:
