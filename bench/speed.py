@@ -85,16 +85,14 @@ def export_generator(models, folder: Path, calibration_landmarks: np.ndarray) ->
     mods = prepare_modules(models, "meta")
     onnx.save(export_module(mods.generator, "meta", "generator", (lm, ident)), folder / "g32.onnx")
     out["fp32"] = folder / "g32.onnx"
-    try:
-        from export.quantize import quantize_int8_file  # the exporter's int8 path
-    except ImportError:
-        return out
+    from export.quantize import quantize_int8  # the exporter's int8 path (static QDQ)
+
     fast = prepare_modules(models, "meta", two_stage_norm=False)
-    onnx.save(export_module(fast.generator, "meta", "generator", (lm, ident)), folder / "g_fast.onnx")
+    fast_model = export_module(fast.generator, "meta", "generator", (lm, ident))
     rng = np.random.default_rng(0)
     feeds = [{"landmarks": calibration_landmarks[i:i + 1],
               "identity": rng.standard_normal((1, ident.shape[1])).astype(np.float32)} for i in range(8)]
-    quantize_int8_file(folder / "g_fast.onnx", folder / "g8.onnx", feeds)
+    onnx.save(quantize_int8(fast_model, feeds), folder / "g8.onnx")
     out["int8"] = folder / "g8.onnx"
     return out
 
