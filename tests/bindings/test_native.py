@@ -7,6 +7,7 @@ same identity (1e-5) as ``talkinghead.model.TalkingHeadModel``; crops and coordi
 """
 from __future__ import annotations
 
+import importlib.util
 import math
 import sys
 import threading
@@ -25,8 +26,17 @@ except ImportError as exc:  # pragma: no cover - depends on the build
 from talkinghead import crop as pycrop
 from talkinghead.errors import InputError, ModelPackageError, ProviderError
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import fixtures  # noqa: E402  (tests/bindings/fixtures.py)
+def _load_fixtures():
+    """tests/bindings/fixtures.py under a private name (no sys.path entry to shadow others)."""
+    path = Path(__file__).resolve().parent / "fixtures.py"
+    spec = importlib.util.spec_from_file_location("talkinghead_bindings_fixtures", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+fixtures = _load_fixtures()
 
 
 @pytest.fixture(scope="module")
