@@ -665,12 +665,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from talkinghead.errors import TalkingHeadError
+
+    try:
+        import PIL  # noqa: F401  (the PNG grids; checked before the long run)
+        import dlib  # noqa: F401
+    except ImportError as exc:
+        raise SystemExit(f"error: bench/quality.py needs {exc.name}: pip install pillow 'talkinghead[landmarks]'")
+    clips = list_clips(args.clips, args.names, args.limit_clips)
+    try:
+        bench = Bench(args)
+        args.out.mkdir(parents=True, exist_ok=True)
+        return run(args, bench, clips)
+    except TalkingHeadError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def run(args: argparse.Namespace, bench: "Bench", clips: list[Path]) -> int:
     import talkinghead
     from talkinghead.video import VideoWriter
 
-    clips = list_clips(args.clips, args.names, args.limit_clips)
-    args.out.mkdir(parents=True, exist_ok=True)
-    bench = Bench(args)
     log(f"quality: model {bench.model.name} ({bench.res}px), {len(clips)} clip(s), K={args.shots}, "
         f"{args.targets} targets, methods {', '.join(bench.renderer.methods())}")
     t_start = time.perf_counter()
@@ -766,6 +780,7 @@ def main(argv: list[str] | None = None) -> int:
         doc["results"] = results
         doc["bars_K"] = str(8 if 8 in args.shots else max(args.shots))
         doc["bars"] = bars(results, doc["bars_K"])
+        doc["finetune_gain"] = finetune_gain(results)
         doc["floor"] = aggregate_floor(floor_rows)
         doc["floor"]["csim_other_person"] = other_person_csim(real_desc)
         doc["per_clip"] = per_clip
@@ -872,6 +887,18 @@ def bars(results: dict, k: str) -> dict[str, dict[str, bool | None]]:
     return out
 
 
+def finetune_gain(results: dict) -> dict[str, dict[str, float | None]]:
+    """ours_ft minus ours per K (the paper: fine-tuning is the largest gain in identity, CSIM)."""
+    out = {}
+    for k, ft in results.get("ours_ft", {}).items():
+        base = results.get("ours", {}).get(k)
+        if base is None:
+            continue
+        out[k] = {x: (None if ft.get(x) is None or base.get(x) is None else ft[x] - base[x])
+                  for x in ("ssim", "psnr", "lmk_err", "csim")}
+    return out
+
+
 def bars_text(doc: dict) -> list[str]:
     lines = []
     k = doc.get("bars_K")
@@ -879,6 +906,9 @@ def bars_text(doc: dict) -> list[str]:
         parts = [f"{name.replace('_', ' ')}: {'yes' if v else ('no' if v is False else 'n/a')}"
                  for name, v in checks.items()]
         lines.append(f"{m} at K={k}: " + "; ".join(parts))
+    for k, gain in doc.get("finetune_gain", {}).items():
+        parts = [f"{x} {'n/a' if v is None else f'{v:+.3f}'}" for x, v in gain.items()]
+        lines.append(f"fine-tuning gain (ours_ft - ours) at K={k}: " + ", ".join(parts))
     return lines
 
 
@@ -916,7 +946,7 @@ def write_outputs(args: argparse.Namespace, doc: dict) -> None:
         md += ["", "Cross-identity: " + c["protocol"] + ".", "", markdown_table(c["results"], CROSS_METRICS, c["floor"])]
     if doc.get("bars"):
         text += [""] + bars_text(doc)
-        md += ["", "Bars (issue 7): " + " ".join(f"{line}." for line in bars_text(doc))]
+        md += ["", "Bars (issue 7):", ""] + [f"- {line}" for line in bars_text(doc)]
     notes = doc["notes"] + [f"{clip}: {n}" for clip, pc in doc.get("per_clip", {}).items() for n in pc.get("notes", [])]
     notes += [f"{clip}: skipped: {pc['skipped']}" for clip, pc in doc.get("per_clip", {}).items() if "skipped" in pc]
     if notes:
