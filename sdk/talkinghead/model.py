@@ -22,8 +22,8 @@ from .images import as_rgb_array, read_image
 from .motion import MotionTransfer, check_landmarks
 from .package import ModelPackage
 from .pasteback import paste_back
-from .providers import resolve_providers
-from .sessions import GraphSession, SessionConfig
+from .engines import Backend, create_engine
+from .sessions import SessionConfig
 
 log = logging.getLogger("talkinghead")
 
@@ -56,28 +56,17 @@ class RenderStats:
 class TalkingHeadModel:
     """A model package on onnxruntime. Create with :func:`talkinghead.load_model`."""
 
-    def __init__(self, package: ModelPackage, config: SessionConfig | None = None) -> None:
+    def __init__(self, package: ModelPackage, config: SessionConfig | None = None,
+                 backend: Backend = "onnxruntime") -> None:
         self.package = package
         self.config = (config or SessionConfig()).validate()
-        self.variant = self._generator_variant()
-        self.generator = GraphSession(package.graph_path("generator", self.variant), "generator", self.config)
-        package.check_session(self.generator.session, "generator", self.variant)
-        self.embedder = None
-        if package.has_graph("embedder"):
-            self.embedder = GraphSession(package.graph_path("embedder"), "embedder", self.config)
-            package.check_session(self.embedder.session, "embedder")
-        self.providers = self.generator.providers
+        self.backend = backend
+        self.engine = create_engine(package, self.config, backend)
+        self.providers = self.engine.providers
+        self.variant = self.engine.variant
         self.stats = RenderStats()
-        log.info("talkinghead: model %s (%s, generator %s) on %s", package.name, package.kind, self.variant,
-                 ", ".join(self.providers))
-
-    def _generator_variant(self) -> str:
-        """The generator variant to run ("auto": fp16 on CUDA when packaged, else fp32)."""
-        variant = self.config.variant
-        if variant == "auto":
-            on_cuda = resolve_providers(self.config.providers)[0] == "CUDAExecutionProvider"
-            variant = "fp16" if on_cuda and "fp16" in self.package.variant_names("generator") else "fp32"
-        return variant
+        log.info("talkinghead: model %s (%s, generator %s) on %s via %s", package.name, package.kind, self.variant,
+                 ", ".join(self.providers), backend)
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -121,11 +110,10 @@ class TalkingHeadModel:
         crops = [crop_from_landmarks(lm, self.package.crop_config) for lm in lms]
         crop_images = np.stack([warp_to_crop(img, c, self.resolution) for (_, img), c in zip(shots, crops)])
         norm = np.stack([to_normalised(lm, c) for lm, c in zip(lms, crops)]).astype(np.float32)
-        if self.embedder is not None:
-            emb = self.embedder.run(image=to_model_input(crop_images), landmarks=norm)
-            identity = emb.mean(axis=0).astype(np.float32)
-        else:
+        if self.personalised:
             identity = np.zeros(0, np.float32)
+        else:
+            identity = self.engine.embed(to_model_input(crop_images), norm).mean(axis=0).astype(np.float32)
         return Avatar(identity=identity, landmarks=norm[0], model=self.name,
                       embedding_dim=self.package.embedding_dim, shots=len(shots),
                       image=shots[0][1], crop=crops[0])
@@ -181,9 +169,8 @@ class TalkingHeadModel:
 
     def _generate(self, avatar: Avatar, norm: np.ndarray) -> np.ndarray:
         if self.personalised:
-            return self.generator.run(landmarks=norm)
-        ident = np.broadcast_to(avatar.identity, (norm.shape[0], avatar.identity.shape[0]))
-        return self.generator.run(landmarks=norm, identity=ident)
+            return self.engine.generate(norm, None)
+        return self.engine.generate(norm, np.broadcast_to(avatar.identity, (norm.shape[0], avatar.identity.shape[0])))
 
     def animate(self, avatar: Avatar, driving: str | os.PathLike | Iterable[np.ndarray], *,
                 mode: Literal["relative", "absolute"] = "relative", output: Literal["crop", "paste"] = "paste",
@@ -278,7 +265,8 @@ class TalkingHeadModel:
 
 
 def load_model(path: str | os.PathLike | None = None, providers="auto", *, intra_op_threads: int = 0,
-               graph_optimization: str = "all", variant: str = "auto", **session_options) -> TalkingHeadModel:
+               graph_optimization: str = "all", variant: str = "auto", backend: Backend = "onnxruntime",
+               **session_options) -> TalkingHeadModel:
     """Load a model package folder (the bundled default when ``path`` is None).
 
     Args:
@@ -287,6 +275,7 @@ def load_model(path: str | os.PathLike | None = None, providers="auto", *, intra
         intra_op_threads: threads per operator (0: all cores).
         graph_optimization: onnxruntime graph optimisation level.
         variant: generator variant: "auto", "fp32", "int8" or "fp16".
+        backend: "onnxruntime" (Python API) or "native" (the C++ core, built by bindings/build.sh).
     """
     folder = Path(path) if path is not None else DEFAULT_PACKAGE
     if path is None and not (folder / "manifest.json").is_file():
@@ -294,4 +283,4 @@ def load_model(path: str | os.PathLike | None = None, providers="auto", *, intra
                                 "or pass a model package folder")
     config = SessionConfig(providers=providers, intra_op_threads=intra_op_threads,
                            graph_optimization=graph_optimization, variant=variant, **session_options)
-    return TalkingHeadModel(ModelPackage.load(folder), config)
+    return TalkingHeadModel(ModelPackage.load(folder), config, backend)
