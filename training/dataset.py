@@ -147,6 +147,11 @@ class EpisodeDataset:
         return {key: torch.stack([e[key] for e in eps]) for key in eps[0]}
 
 
+def read_name_list(path: Path) -> tuple[str, ...]:
+    """Names from a file, one per line; blank lines and lines starting with # are ignored."""
+    return tuple(ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip() and not ln.startswith("#"))
+
+
 def read_index(root: Path) -> dict:
     """The prepared dataset's index.json (written by training.prepare), or {}."""
     path = Path(root) / "index.json"

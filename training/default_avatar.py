@@ -19,7 +19,7 @@ import torch
 from talkinghead.avatar import Avatar
 
 from .checkpoint import load_checkpoint
-from .dataset import EpisodeDataset
+from .dataset import EpisodeDataset, read_name_list
 from .errors import TrainingError
 
 
@@ -67,10 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=4, help="frames embedded per video")
     p.add_argument("--holdout-file", type=Path, help="videos to leave out")
     args = p.parse_args(argv)
-    holdout: tuple[str, ...] = ()
-    if args.holdout_file:
-        holdout = tuple(ln.strip() for ln in args.holdout_file.read_text().splitlines()
-                        if ln.strip() and not ln.startswith("#"))
+    holdout = read_name_list(args.holdout_file) if args.holdout_file else ()
     try:
         identity, landmarks, n = mean_identity(args.checkpoint, args.data, args.frames, holdout)
         path = add_to_package(args.package, identity, landmarks)

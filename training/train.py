@@ -22,7 +22,7 @@ from tqdm import tqdm
 from .augment import Augmentation
 from .checkpoint import CheckpointState, build_models, load_checkpoint, load_optimizers, save_checkpoint
 from .config import Config, load_config
-from .dataset import EpisodeDataset
+from .dataset import EpisodeDataset, read_name_list
 from .errors import DatasetError, TrainingError
 from .meta_learning import MetaLearner
 from .run_dir import MetricsLog, plot_losses, write_grid, write_options
@@ -182,8 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(args.threads)
         holdout = list(args.holdout)
         if args.holdout_file:
-            holdout += [ln.strip() for ln in args.holdout_file.read_text().splitlines()
-                        if ln.strip() and not ln.startswith("#")]
+            holdout += read_name_list(args.holdout_file)
         opts = RunOptions(data=args.data, out=args.out, resume=args.resume, init=args.init, steps=args.steps,
                           skip_short=args.skip_short, holdout=tuple(holdout), device=args.device,
                           compact=args.compact, quiet=args.quiet)

@@ -1,0 +1,85 @@
+"""Ship a checkpoint as the SDK's bundled default model.
+
+``python -m training.ship_default CHECKPOINT --data PREPARED [PREPARED ...] [--holdout-file F]``
+
+1. exports the checkpoint (fp32 + int8 + fp16) with real calibration frames,
+2. adds the default avatar (the mean identity of the training videos; no training image),
+3. checks the package budget (40 MB) and replaces ``sdk/talkinghead/models/default`` atomically,
+4. writes the compact (fp16, weights-only) checkpoint that the repo keeps for resuming, when asked.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from export import ExportError, export_checkpoint
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .dataset import read_name_list
+from .default_avatar import add_to_package, mean_identity
+from .errors import TrainingError
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_PACKAGE = REPO / "sdk" / "talkinghead" / "models" / "default"
+BUDGET_BYTES = 40 * 2**20
+
+
+def package_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def ship(checkpoint: Path, data: list[Path], holdout: tuple[str, ...], dest: Path = DEFAULT_PACKAGE,
+         variants: tuple[str, ...] = ("int8", "fp16"), compact: Path | None = None) -> Path:
+    """Export, add the default avatar, check the budget and move into ``dest``; returns ``dest``."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".ship-") as tmp:
+        staged = Path(tmp) / "default"
+        export_checkpoint(checkpoint, staged, variants=variants, calibration=data[0], name="talkinghead-lite")
+        identity, landmarks, n = mean_identity(checkpoint, data, holdout=holdout)
+        add_to_package(staged, identity, landmarks)
+        size = package_bytes(staged)
+        if size > BUDGET_BYTES:
+            raise TrainingError(f"the default package is {size / 2**20:.1f} MB, over the 40 MB budget")
+        old = dest.parent / ".default-old"
+        if old.exists():
+            shutil.rmtree(old)
+        if dest.exists():
+            os.replace(dest, old)
+        os.replace(staged, dest)
+        if old.exists():
+            shutil.rmtree(old)
+    if compact is not None:
+        models, state = load_checkpoint(checkpoint)
+        save_checkpoint(compact, models, state, half=True)
+    logging.getLogger("talkinghead.ship").info("shipped %s (%.1f MB, mean identity of %d videos)",
+                                               dest, package_bytes(dest) / 2**20, n)
+    return dest
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.ship_default", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--data", type=Path, nargs="+", required=True, help="the prepared training data")
+    p.add_argument("--holdout-file", type=Path, default=REPO / "training" / "holdout.txt")
+    p.add_argument("--dest", type=Path, default=DEFAULT_PACKAGE)
+    p.add_argument("--compact", type=Path, help="also write the fp16 weights-only checkpoint here")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    holdout = read_name_list(args.holdout_file) if args.holdout_file.is_file() else ()
+    try:
+        path = ship(args.checkpoint, args.data, holdout, args.dest, compact=args.compact)
+    except (TrainingError, ExportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"default model: {path} ({package_bytes(path) / 2**20:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
