@@ -28,7 +28,7 @@ def test_module_shapes_and_dtypes(size: str) -> None:
     assert float(y.abs().max()) <= 1.0  # tanh output
     assert score.shape == (2,) and len(feats) == len(cfg.disc_widths) + 1
     assert y_personal.shape == (2, 3, r, r)
-    assert torch.allclose(y_personal[0], y[0], atol=1e-5)
+    assert torch.allclose(y_personal[0], y[0], atol=1e-4)  # batch of one vs two: float reordering
 
 
 def test_rasteriser_draws_each_part_where_its_points_are() -> None:
