@@ -153,6 +153,28 @@ def bench_embedder(size: str, ks: list[int], threads: int, records: list[Record]
             records.append(Record(size, "onnxruntime", "fp32", 1, threads, ms, graph="embedder", resolution=r, k=k))
 
 
+def bench_native(size: str, batches: list[int], threads: int, records: list[Record]) -> None:
+    """The C++ core (talkinghead._native) against onnxruntime's Python API on the same package."""
+    try:
+        from talkinghead import _native
+    except ImportError as exc:
+        print(f"  native core not built ({exc}); run bash bindings/build.sh", file=sys.stderr)
+        return
+    from export import export_checkpoint
+    from training.checkpoint import CheckpointState, save_checkpoint
+
+    config = PRESETS[size]()
+    models = build_models(config, 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = save_checkpoint(Path(tmp) / "c.safetensors", models, CheckpointState())
+        pkg = export_checkpoint(ckpt, Path(tmp) / "pkg", synthetic=True, samples=2).path
+        model = _native.Model(str(pkg), provider="cpu", intra_op_threads=threads, variant="fp32")
+        for b in batches:
+            lm, ident = (t.numpy() for t in inputs(config, b))
+            ms = median_ms(lambda: model.generate(lm, ident))
+            records.append(Record(size, "native-c++", "fp32", b, threads, ms / b, resolution=config.net.resolution))
+
+
 def table(records: list[Record]) -> str:
     """Markdown: one row per (graph, model, runtime, variant, batch) with the ratio to eager."""
     eager = {(r.model, r.batch, r.resolution): r.ms_per_frame for r in records
@@ -206,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     for size in args.sizes.split(","):
         print(f"generator {size} ...", file=sys.stderr)
         bench_generator(size, [int(b) for b in args.batches.split(",")], args.threads, records)
+        if size == "lite":
+            print("native core lite ...", file=sys.stderr)
+            bench_native(size, [int(b) for b in args.batches.split(",")], args.threads, records)
         print(f"embedder {size} ...", file=sys.stderr)
         bench_embedder(size, [int(k) for k in args.ks.split(",")], args.threads, records)
     if args.resolutions:
