@@ -75,3 +75,32 @@ def test_default_content_backbone_is_frozen_and_differentiable() -> None:
     value.backward()
     assert fake.grad is not None and float(fake.grad.abs().sum()) > 0
     assert float(loss(real, real)) < 1e-6
+
+
+def test_vgg_content_loss_from_a_weights_file(tmp_path) -> None:
+    """VGG19 (and VGGFace, VGG16-shaped) weights come from files the user names; no downloads."""
+    from training.losses import _VGG16, _VGG19, VGGFeatures
+    from training.errors import ConfigError
+
+    for name, layout in (("vgg19.pt", _VGG19), ("vggface.pt", _VGG16)):
+        state = {}
+        cin = 3
+        i = 0
+        for v in layout:
+            if v == "M":
+                i += 1
+                continue
+            state[f"features.{i}.weight"] = torch.randn(v, cin, 3, 3) * 0.05
+            state[f"features.{i}.bias"] = torch.zeros(v)
+            cin, i = v, i + 2
+        torch.save(state, tmp_path / name)
+    loss = ContentLoss(LossConfig(content_backbone="vgg19", content_weights_file=str(tmp_path / "vgg19.pt"),
+                                  content_vggface_file=str(tmp_path / "vggface.pt")))
+    assert len(loss.backbones) == 2
+    fake = (torch.rand(1, 3, 64, 64) * 2 - 1).requires_grad_(True)
+    loss(fake, torch.rand(1, 3, 64, 64) * 2 - 1).backward()
+    assert float(fake.grad.abs().sum()) > 0
+    import pytest
+
+    with pytest.raises(ConfigError, match="not found"):
+        VGGFeatures(_VGG19, str(tmp_path / "missing.pt"))
