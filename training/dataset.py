@@ -8,7 +8,6 @@ identities without adding motion.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,9 +149,3 @@ class EpisodeDataset:
 def read_name_list(path: Path) -> tuple[str, ...]:
     """Names from a file, one per line; blank lines and lines starting with # are ignored."""
     return tuple(ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip() and not ln.startswith("#"))
-
-
-def read_index(root: Path) -> dict:
-    """The prepared dataset's index.json (written by training.prepare), or {}."""
-    path = Path(root) / "index.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
