@@ -77,7 +77,7 @@ def plot_losses(metrics_file: Path, out_png: Path, keys: tuple[str, ...] = ("l1"
         if key not in rows[0]:
             continue
         y = np.array([float(r[key]) for r in rows])
-        k = max(1, len(y) // 50)
+        k = max(1, len(y) // 12)  # moving average over ~1/12 of the run
         ys = np.convolve(y, np.ones(k) / k, mode="valid")
         xs = steps[k - 1:]
         top = p * panel_h
@@ -89,7 +89,9 @@ def plot_losses(metrics_file: Path, out_png: Path, keys: tuple[str, ...] = ("l1"
                for x, v in zip(xs, ys)]
         if len(pts) > 1:
             d.line(pts, fill="navy", width=2)
-        d.text((65, top + 8), f"{key}  {ys[0]:.3f} -> {ys[-1]:.3f}", fill="black")
+        tenth = max(1, len(y) // 10)
+        d.text((65, top + 8), f"{key} (moving average of {k} logs): first 10% {y[:tenth].mean():.3f}, "
+                              f"last 10% {y[-tenth:].mean():.3f}", fill="black")
         d.text((2, top + 8), f"{hi:.3g}", fill="black")
         d.text((2, top + panel_h - 30), f"{lo:.3g}", fill="black")
     d.text((w // 2, h - 14), f"step {int(steps[0])}..{int(steps[-1])}", fill="black")
