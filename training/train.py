@@ -38,7 +38,7 @@ class RunOptions:
     data: list[Path]
     out: Path
     resume: bool = False
-    init: Path | None = None  # start from these weights (e.g. the repo's compact checkpoint)
+    init: Path | None = None  # start from these weights (the repo's compact checkpoint); step count continues
     steps: int | None = None  # total steps to reach (overrides config.train.steps)
     skip_short: bool = False
     holdout: tuple[str, ...] = field(default_factory=tuple)
@@ -75,9 +75,8 @@ def train(config: Config, opts: RunOptions) -> Path:
                              skip_short=opts.skip_short, holdout=opts.holdout)
     if opts.resume:
         models, state = load_checkpoint(ckpt_path, config)
-    elif opts.init is not None:
+    elif opts.init is not None:  # weights (e.g. the repo's compact checkpoint), fresh optimizer; steps count on
         models, state = load_checkpoint(opts.init, config)
-        state.step = 0
     else:
         models, state = build_models(config, len(dataset)), CheckpointState()
     if (opts.resume or opts.init) and state.videos and state.videos != dataset.names:
@@ -154,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", nargs="+", type=Path, required=True, help="prepared dataset folder(s)")
     p.add_argument("--out", type=Path, required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--init", type=Path, help="start from this checkpoint's weights (new optimizer state)")
+    p.add_argument("--init", type=Path, help="start from this checkpoint's weights and step count (new optimizer state; "
+                                             "e.g. checkpoints/lite/checkpoint.safetensors)")
     p.add_argument("--steps", type=int, help="total steps to reach (default: the config's)")
     p.add_argument("--seed", type=int, help="override config.train.seed")
     p.add_argument("--k-shots", type=int, help="override config.train.k_shots")
