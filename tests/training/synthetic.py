@@ -7,28 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-# A frontal mean-face-like template of 68 iBUG points in crop-normalised coordinates.
-_T = np.linspace(0, np.pi, 17)
-_JAW = np.stack([-0.55 * np.cos(_T), 0.05 + 0.55 * np.sin(_T)], 1)
-
-
-def template_landmarks() -> np.ndarray:
-    """A plausible 68-point face in crop-normalised coordinates (x right, y down)."""
-    pts = [_JAW]
-    pts.append(np.stack([np.linspace(-0.45, -0.1, 5), -0.25 - 0.05 * np.sin(np.linspace(0, np.pi, 5))], 1))
-    pts.append(np.stack([np.linspace(0.1, 0.45, 5), -0.25 - 0.05 * np.sin(np.linspace(0, np.pi, 5))], 1))
-    pts.append(np.stack([np.zeros(4), np.linspace(-0.15, 0.1, 4)], 1))
-    pts.append(np.stack([np.linspace(-0.12, 0.12, 5), 0.17 + 0.02 * np.sin(np.linspace(0, np.pi, 5))], 1))
-    for cx in (-0.27, 0.27):
-        a = np.linspace(0, 2 * np.pi, 7)[:-1]
-        pts.append(np.stack([cx - 0.1 * np.cos(a), -0.1 - 0.04 * np.sin(a)], 1))
-    a = np.linspace(0, 2 * np.pi, 13)[:-1]
-    pts.append(np.stack([-0.22 * np.cos(a), 0.36 - 0.08 * np.sin(a)], 1))
-    a = np.linspace(0, 2 * np.pi, 9)[:-1]
-    pts.append(np.stack([-0.15 * np.cos(a), 0.36 - 0.03 * np.sin(a)], 1))
-    out = np.concatenate(pts).astype(np.float32)
-    assert out.shape == (68, 2)
-    return out
+from export.data import template_landmarks  # noqa: F401  (the one 68-point template; re-exported for tests)
 
 
 def draw_face(landmarks: np.ndarray, resolution: int, colour: tuple[int, int, int]) -> np.ndarray:
