@@ -91,6 +91,20 @@ const char* provider_name(th::Provider p) { return p == th::Provider::Cuda ? "cu
 
 }  // namespace
 
+// Points [..., 68, 2] through a crop mapping (th::to_normalised or th::to_pixels), same shape out.
+template <typename Map>
+py::array_t<float> map_points(const py::object& points, const py::object& crop, Map map) {
+  int b = 0;
+  bool single = false;
+  F32 p = landmarks_arg(points, "points", b, single);
+  th::Crop c = crop_arg(crop, "crop");
+  th::check_finite(p.data(), static_cast<std::size_t>(p.size()), "points");
+  th::check_crop(c, "crop");
+  py::array_t<float> out(p.request().shape);
+  map(p.data(), static_cast<int>(p.size() / 2), c, out.mutable_data());
+  return out;
+}
+
 PYBIND11_MODULE(_native, m) {
   m.doc() = "talkinghead native core (C++ on ONNX Runtime): the same model package, crops and frames "
             "as the pure-Python path. See docs/embedding.md.";
@@ -304,27 +318,11 @@ PYBIND11_MODULE(_native, m) {
         },
         py::arg("landmarks"), py::arg("scale") = 1.7, py::arg("offset_y") = -0.1, "The crop rule: (cx, cy, size).");
   m.def("to_normalised", [](const py::object& points, const py::object& crop) {
-          int b = 0;
-          bool single = false;
-          F32 p = landmarks_arg(points, "points", b, single);
-          th::Crop c = crop_arg(crop, "crop");
-          th::check_finite(p.data(), static_cast<std::size_t>(p.size()), "points");
-          th::check_crop(c, "crop");
-          py::array_t<float> out(p.request().shape);
-          th::to_normalised(p.data(), static_cast<int>(p.size() / 2), c, out.mutable_data());
-          return out;
+          return map_points(points, crop, th::to_normalised);
         },
         py::arg("points"), py::arg("crop"));
   m.def("to_pixels", [](const py::object& points, const py::object& crop) {
-          int b = 0;
-          bool single = false;
-          F32 p = landmarks_arg(points, "points", b, single);
-          th::Crop c = crop_arg(crop, "crop");
-          th::check_finite(p.data(), static_cast<std::size_t>(p.size()), "points");
-          th::check_crop(c, "crop");
-          py::array_t<float> out(p.request().shape);
-          th::to_pixels(p.data(), static_cast<int>(p.size() / 2), c, out.mutable_data());
-          return out;
+          return map_points(points, crop, th::to_pixels);
         },
         py::arg("points"), py::arg("crop"));
   m.def("warp_to_crop", [](const py::object& image, const py::object& crop, int resolution) {
