@@ -24,8 +24,9 @@ import copy
 import logging
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Literal
 
 import numpy as np
 import onnx
@@ -35,7 +36,39 @@ from .errors import ExportError
 log = logging.getLogger(__name__)
 
 RASTERIZER_SCOPE = "rasterizer/"
-INT8_OP_TYPES = ["Conv", "MatMul", "Gemm"]
+
+
+@dataclass(frozen=True)
+class Int8Recipe:
+    """What static int8 quantises and how it calibrates (the default is what the exporter ships).
+
+    Attributes:
+        op_types: operators whose weights and arithmetic become int8.
+        skip_depthwise: keep grouped (depthwise) convolutions in float.
+        skip_ends: keep the first and the last quantisable node in float.
+        calibration: "minmax" (ranges seen) or "percentile" (clip the tails at ``percentile``).
+        percentile: for "percentile".
+    """
+
+    op_types: tuple[str, ...] = ("Conv", "MatMul", "Gemm")
+    skip_depthwise: bool = False
+    skip_ends: bool = False
+    calibration: Literal["minmax", "percentile"] = "minmax"
+    percentile: float = 99.99
+
+    def excluded(self, model: onnx.ModelProto) -> list[str]:
+        """Nodes this recipe keeps in float: the rasteriser's, then its own choices."""
+        out = rasterizer_nodes(model)
+        candidates = [n for n in model.graph.node if n.op_type in self.op_types and n.name not in out]
+        if self.skip_depthwise:
+            out += [n.name for n in candidates if n.op_type == "Conv" and _group(n) > 1]
+        if self.skip_ends and candidates:
+            out += [candidates[0].name, candidates[-1].name]
+        return out
+
+
+def _group(node: onnx.NodeProto) -> int:
+    return next((a.i for a in node.attribute if a.name == "group"), 1)
 
 
 def rasterizer_nodes(model: onnx.ModelProto) -> list[str]:
@@ -68,8 +101,10 @@ class _FeedReader:
         pass
 
 
-def quantize_int8(model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]]) -> onnx.ModelProto:
+def quantize_int8(model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]],
+                  recipe: Int8Recipe | None = None) -> onnx.ModelProto:
     """Static QDQ int8 of ``model`` calibrated on ``feeds`` (rasteriser kept in fp32)."""
+    recipe = recipe or Int8Recipe()
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quant_pre_process, quantize_static)
 
@@ -90,9 +125,11 @@ def quantize_int8(model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]]) ->
                 per_channel=True,
                 weight_type=QuantType.QInt8,
                 activation_type=QuantType.QUInt8,
-                calibrate_method=CalibrationMethod.MinMax,
-                nodes_to_exclude=rasterizer_nodes(prepared),
-                op_types_to_quantize=INT8_OP_TYPES,
+                calibrate_method=(CalibrationMethod.MinMax if recipe.calibration == "minmax"
+                                  else CalibrationMethod.Percentile),
+                nodes_to_exclude=recipe.excluded(prepared),
+                op_types_to_quantize=list(recipe.op_types),
+                extra_options={"CalibPercentile": recipe.percentile},
             )
         return onnx.load(str(out))
 
