@@ -77,7 +77,7 @@ def settings(threads: int, variants: list[str]) -> list[Setting]:
         Setting("optimisation extended (no NCHWc)", cfg(graph_optimization="extended")),
         Setting("1 intra-op thread", cfg(intra_op_threads=1)),
         Setting("memory arena off", cfg(enable_mem_arena=False)),
-        Setting("spinning off", base, {"session.intra_op.allow_spinning": "0"}),
+        Setting("spinning off", cfg(allow_spinning=False)),
         Setting("denormals as zero", base, {"session.set_denormal_as_zero": "1"}),
         Setting("IO binding, output pre-allocated", base, io_binding=True),
         Setting("saved optimised model (extended), loaded at all", base, file="optimised"),

@@ -139,6 +139,9 @@ typedef struct th_model_config {
                                    "fp32", "int8", "fp16", or any variant name in the manifest */
     const char *ort_library;  /**< path of libonnxruntime; NULL: see ONNX RUNTIME above */
     int32_t skip_hash_check;  /**< nonzero: do not verify sha256 (faster load; not recommended) */
+    int32_t no_spinning;      /**< nonzero: intra-op threads sleep between runs instead of spinning:
+                                   less idle CPU for a game's other threads, ~20% slower frames
+                                   (bench/ort_settings.py); 0: spin (ONNX Runtime's default) */
 } th_model_config;
 
 /** What a loaded model is. */

@@ -155,6 +155,7 @@ struct Model::Impl {
     so.SetInterOpNumThreads(config.inter_op_threads);
     so.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
     so.SetLogSeverityLevel(3);
+    if (!config.allow_spinning) so.AddConfigEntry("session.intra_op.allow_spinning", "0");
     if (cuda) {
       OrtCUDAProviderOptionsV2* cuda_options = nullptr;
       Ort::ThrowOnError(Ort::GetApi().CreateCUDAProviderOptions(&cuda_options));

@@ -27,6 +27,7 @@ struct ModelConfig {
   std::string variant = "auto";  // "auto" | "fp32" | a variant name in the manifest
   std::string ort_library;       // "" : search (ort_runtime.h)
   bool verify_hashes = true;
+  bool allow_spinning = true;  // false: intra-op threads sleep between runs (less idle CPU, slower)
 };
 
 // An identity: the mean embedding of the shots, and the source face (first shot) for relative

@@ -74,7 +74,8 @@ class NativeEngine:
             raise InputError(f"backend='native' takes providers 'auto', 'cpu' or 'cuda', got {providers!r}")
         self.variant = generator_variant(package, config)
         self.model = _native.Model(str(package.folder), provider=name, intra_op_threads=config.intra_op_threads,
-                                   inter_op_threads=config.inter_op_threads, variant=self.variant)
+                                   inter_op_threads=config.inter_op_threads, variant=self.variant,
+                                   allow_spinning=config.allow_spinning)
         self.providers = ["CUDAExecutionProvider" if self.model.provider == "cuda" else "CPUExecutionProvider"]
 
     def embed(self, images: np.ndarray, landmarks: np.ndarray) -> np.ndarray:

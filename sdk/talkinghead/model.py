@@ -276,6 +276,8 @@ def load_model(path: str | os.PathLike | None = None, providers="auto", *, intra
         graph_optimization: onnxruntime graph optimisation level.
         variant: generator variant: "auto", "fp32", "int8" or "fp16".
         backend: "onnxruntime" (Python API) or "native" (the C++ core, built by bindings/build.sh).
+        **session_options: further :class:`SessionConfig` fields, e.g. ``allow_spinning=False``
+            (threads sleep between frames: less idle CPU, slower frames) or ``enable_mem_arena``.
     """
     folder = Path(path) if path is not None else DEFAULT_PACKAGE
     if path is None and not (folder / "manifest.json").is_file():

@@ -163,6 +163,19 @@ TEST_CASE("identity and frames equal the pure-Python path") {
     REQUIRE(th_render(m.p, b.p, drive.data(), frames, nullptr, again.data(), again.size()) == TH_OK);
     CHECK(out == again);
   }
+  SUBCASE("a model whose threads do not spin renders the same frames") {
+    th_model_config c;
+    th_model_config_init(&c);
+    c.no_spinning = 1;
+    ModelPtr quiet;
+    quiet.p = load(fixture("model"), &c);
+    AvatarPtr b;
+    REQUIRE(th_avatar_create(quiet.p, s.images.data(), s.landmarks.data(), int(s.images.size()), &b.p) == TH_OK);
+    std::vector<std::uint8_t> again(out.size());
+    REQUIRE(th_render(m.p, a.p, drive.data(), frames, nullptr, out.data(), out.size()) == TH_OK);
+    REQUIRE(th_render(quiet.p, b.p, drive.data(), frames, nullptr, again.data(), again.size()) == TH_OK);
+    CHECK(max_diff(out, again) <= 1);
+  }
 }
 
 TEST_CASE("a personalised package renders without an avatar") {

@@ -178,6 +178,16 @@ def test_crop_rule_and_coordinates_match_python(shots):
 
 # ---- threads, errors ----------------------------------------------------------------------
 
+def test_threads_that_do_not_spin_render_the_same_frames(packages, shots):
+    drive = fixtures.driving_landmarks(np.random.default_rng(3), 4)
+    frames = []
+    for spinning in (True, False):
+        nat = native.Model(str(packages["meta"]), provider="cpu", intra_op_threads=2, allow_spinning=spinning)
+        avatar = nat.create_avatar([shots[1][0]], shots[1][1][None])
+        frames.append(np.stack([nat.render(avatar, d) for d in drive]))
+    assert np.abs(frames[0].astype(int) - frames[1].astype(int)).max() <= 1
+
+
 def test_render_in_threads_equals_one_thread(packages, shots):
     nat = native.Model(str(packages["meta"]), provider="cpu", intra_op_threads=1)
     avatar = nat.create_avatar([shots[1][0]], shots[1][1][None])

@@ -47,6 +47,18 @@ def test_create_avatar_render_and_batch(tiny_model, face_photo: Path) -> None:
     assert np.abs(tiny_model.render(avatar, px, coords="pixels").astype(int) - same).max() <= 1
 
 
+def test_session_options_reach_onnxruntime(tiny_package: Path, tiny_model, face_photo: Path) -> None:
+    quiet = talkinghead.load_model(tiny_package, providers="cpu", allow_spinning=False, enable_mem_arena=False)
+    options = quiet.engine.generator.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert not options.enable_cpu_mem_arena
+    avatar = tiny_model.create_avatar(face_photo)
+    assert np.abs(quiet.render(avatar, avatar.landmarks).astype(int)
+                  - tiny_model.render(avatar, avatar.landmarks).astype(int)).max() <= 1
+    with pytest.raises(TypeError):
+        talkinghead.load_model(tiny_package, providers="cpu", allow_spin=False)
+
+
 def test_identity_is_the_mean_of_the_shots(tiny_model, face_photo: Path, shared_data: Path) -> None:
     other = shared_data / "faces" / "aaai22_KevinBrady.jpg"
     a = tiny_model.create_avatar(face_photo)
