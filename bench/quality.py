@@ -650,6 +650,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0, help="onnxruntime/torch threads (0: all cores)")
     p.add_argument("--video-frames", type=int, default=150, help="frames in the side-by-side video (0: none)")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown (results.md is always written)")
+    p.add_argument("--write-manifest", action="store_true",
+                   help="also put the summary table into --model's manifest.json as its 'quality' (replacing the old one)")
     args = p.parse_args(argv)
     if args.targets < 1:
         p.error("--targets must be >= 1")
@@ -795,7 +797,28 @@ def run(args: argparse.Namespace, bench: "Bench", clips: list[Path]) -> int:
     doc["elapsed_s"] = time.perf_counter() - t_start
     doc["summary"] = summary(doc)
     write_outputs(args, doc)
+    if args.write_manifest:
+        write_manifest_quality(args.model, doc["summary"])
     return 0
+
+
+def write_manifest_quality(package: Path, quality: dict[str, Any]) -> None:
+    """Replace the package manifest's ``quality`` with ``quality``: validated, then written atomically.
+
+    Only the manifest changes; ``quality`` is outside every hash, so the package stays valid.
+    """
+    from talkinghead.manifest import validate_manifest
+    from talkinghead.package import ModelPackage
+
+    path = package / "manifest.json"
+    obj = json.loads(path.read_text())
+    obj["quality"] = _strip(quality)
+    validate_manifest(obj)
+    tmp = path.with_name(f".manifest.json.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+    ModelPackage.load(package)  # still loads, hashes and all
+    log(f"quality summary written to {path}")
 
 
 def other_person_csim(descs: dict[str, list[np.ndarray]]) -> float | None:

@@ -111,7 +111,7 @@ def test_quality_end_to_end(tmp_path, short_clip, shared_data, tiny_package_and_
     out = tmp_path / "out"
     assert main(["--clips", str(clips), "--model", str(package), "--out", str(out), "--shots", "1",
                  "--targets", "4", "--video-frames", "6", "--threads", "1", "--checkpoint", str(ckpt),
-                 "--ft-steps", "1", "--cross", str(portrait)]) == 0
+                 "--ft-steps", "1", "--cross", str(portrait), "--write-manifest"]) == 0
     printed = capsys.readouterr().out
     assert "nearest" in printed and "warp" in printed and "ours_ft" in printed
 
@@ -150,6 +150,11 @@ def test_quality_end_to_end(tmp_path, short_clip, shared_data, tiny_package_and_
     assert set(cross) == {"nearest", "warp", "ours", "ours_ft"}
     assert cross["nearest"]["1"]["csim"] == pytest.approx(1.0, abs=1e-4)  # the portrait itself
     assert cross["warp"]["1"]["no_face"] == 0 and math.isfinite(cross["warp"]["1"]["lmk_err"])
+
+    from talkinghead.package import ModelPackage
+
+    assert json.loads((package / "manifest.json").read_text())["quality"] == doc["summary"]
+    assert ModelPackage.load(package).manifest.raw["quality"]["ours"]["1"]["ssim"] == pytest.approx(res["ours"]["1"]["ssim"], abs=1e-4)
 
     md = (out / "results.md").read_text()
     assert "| method | K |" in md and "Cross-identity" in md
