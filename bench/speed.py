@@ -4,7 +4,8 @@
                           [--markdown FILE] [--plot FILE] [--package DIR]
 
 For each model size (random weights: cost does not depend on weights), the generator runs on
-PyTorch eager, ONNX Runtime fp32 and int8 (and fp16 and the native C++ core where available); the
+PyTorch eager, ONNX Runtime fp32 and int8 (and fp16 and the native C++ core — through pybind11 and, with
+bench/native_speed.c built as build/native/th_bench, through the C ABI alone — where available); the
 table gives the median ms per frame, frames per second and the ratio to PyTorch eager. Then how
 cost grows: generator time against resolution and batch, embedder time against K. Warm-up runs
 are excluded; the thread count is stated. Numbers are only comparable within one run.
@@ -26,7 +27,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 from training.checkpoint import build_models  # noqa: E402
 from training.config import PRESETS, Config  # noqa: E402
@@ -173,6 +175,30 @@ def bench_native(size: str, batches: list[int], threads: int, records: list[Reco
             lm, ident = (t.numpy() for t in inputs(config, b))
             ms = median_ms(lambda: model.generate(lm, ident))
             records.append(Record(size, "native-c++", "fp32", b, threads, ms / b, resolution=config.net.resolution))
+        records.extend(c_abi_records(pkg, size, batches, threads, config.net.resolution))
+
+
+def c_abi_records(package: Path, size: str, batches: list[int], threads: int, resolution: int) -> list[Record]:
+    """bench/native_speed.c (``th_bench``, built by bindings/build.sh): th_render through the C ABI
+    in a process without Python, on ONNX Runtime's library from the onnxruntime wheel."""
+    import subprocess
+
+    import onnxruntime
+
+    exe = REPO / "build" / "native" / "th_bench"
+    libs = sorted((Path(onnxruntime.__file__).parent / "capi").glob("libonnxruntime.so*"))
+    if not exe.is_file() or not libs:
+        print(f"  C ABI bench not run: {exe} or the onnxruntime library is missing (bash bindings/build.sh)",
+              file=sys.stderr)
+        return []
+    proc = subprocess.run([str(exe), str(package), str(threads), ",".join(map(str, batches))], capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "TALKINGHEAD_ORT_LIBRARY": str(libs[0])})
+    if proc.returncode != 0:
+        print(f"  C ABI bench failed: {proc.stderr.strip()}", file=sys.stderr)
+        return []
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    return [Record(size, "c-abi th_render", "fp32", r["batch"], r["threads"], r["ms_per_frame"], resolution=resolution)
+            for r in rows]
 
 
 def table(records: list[Record]) -> str:
