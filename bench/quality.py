@@ -641,7 +641,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--targets", type=int, default=20, help="targets per clip (default 20: the protocol)")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--checkpoint", type=Path, help="meta-learned checkpoint of the model, for ours_ft")
-    p.add_argument("--ft-steps", type=int, default=40, help="fine-tuning steps of ours_ft (default 40)")
+    p.add_argument("--ft-steps", type=int, default=100, help="fine-tuning steps of ours_ft (default 100)")
     p.add_argument("--device", default="cpu", help="torch device for ours_ft (default cpu)")
     p.add_argument("--cross", type=Path, nargs="+", metavar="IMG", help="portraits to drive with the clips (cross-identity)")
     p.add_argument("--skip-self", action="store_true", help="only the cross-identity run")
