@@ -118,7 +118,7 @@ class TrainConfig:
     checkpoint_every: int = 200
     flip_prob: float = 0.5
     color_jitter: float = 0.1
-    num_workers: int = 0
+    num_workers: int = 0  # threads building the coming steps' batches (training.prefetch); 0: inline
 
     def validate(self) -> None:
         if not 1 <= self.k_shots <= 32:

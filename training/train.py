@@ -25,6 +25,7 @@ from .config import Config, load_config
 from .dataset import EpisodeDataset, read_name_list
 from .errors import DatasetError, TrainingError
 from .meta_learning import MetaLearner
+from .prefetch import BatchPrefetcher
 from .run_dir import MetricsLog, plot_losses, write_grid, write_options
 
 log = logging.getLogger("talkinghead.train")
@@ -45,6 +46,7 @@ class RunOptions:
     device: str = "auto"
     compact: Path | None = None  # also write an fp16 weights-only copy here at each checkpoint
     quiet: bool = False
+    max_minutes: float | None = None  # stop (with a checkpoint) after this long: time-boxed sessions
 
 
 def _device(name: str) -> torch.device:
@@ -79,9 +81,11 @@ def train(config: Config, opts: RunOptions) -> Path:
         models, state = load_checkpoint(opts.init, config)
     else:
         models, state = build_models(config, len(dataset)), CheckpointState()
-    if (opts.resume or opts.init) and state.videos and state.videos != dataset.names:
-        raise TrainingError("the dataset's videos differ from the checkpoint's (W_i are per video); "
-                            f"checkpoint has {len(state.videos)}, data has {len(dataset)}")
+    if state.videos and state.videos != dataset.names:
+        if opts.resume:
+            raise TrainingError("the dataset's videos differ from the checkpoint's (W_i are per video); "
+                                f"checkpoint has {len(state.videos)}, data has {len(dataset)}")
+        remap_video_vectors(models.discriminator, state.videos, dataset.names)
     state.videos, state.data = dataset.names, {"roots": [str(p) for p in opts.data], **dataset.summary()}
 
     device = _device(opts.device)
@@ -103,22 +107,28 @@ def train(config: Config, opts: RunOptions) -> Path:
     metrics = MetricsLog(opts.out, state.step if opts.resume else None) if main else None
     start, t0 = state.step, time.time()
     seconds_before = float(state.extra.get("train_seconds", 0.0))
-    bar = tqdm(range(start, total), initial=start, total=total, disable=not main or opts.quiet,
-               desc="meta-learning", unit="step")
-    for step in bar:
-        batch = _batch(dataset, t.seed, step, t.batch_size, rank)
-        result = learner.step(batch)
-        state.step = step + 1
-        if main:
-            if state.step % t.log_every == 0 or state.step == total:
-                metrics.log({"step": state.step, "seconds": round(time.time() - t0, 2), **result.losses})
-                bar.set_postfix(l1=f"{result.losses['l1']:.3f}", d=f"{result.losses['loss_d']:.2f}")
-            if state.step % t.sample_every == 0 or state.step == total:
-                write_grid(opts.out / "samples" / f"step_{state.step:07d}.png",
-                           [result.shot, result.real, result.fake])
-            if state.step % t.checkpoint_every == 0 or state.step == total:
-                state.extra["train_seconds"] = round(seconds_before + time.time() - t0, 1)
-                _save(models, state, learner, opts)
+    batches = BatchPrefetcher(lambda s: _batch(dataset, t.seed, s, t.batch_size, rank), range(start, total),
+                              t.num_workers)
+    bar = tqdm(batches, initial=start, total=total, disable=not main or opts.quiet, desc="meta-learning", unit="step")
+    with batches:
+        for step, batch in bar:
+            result = learner.step(batch)
+            state.step = step + 1
+            out_of_time = _out_of_time(opts.max_minutes, t0, world, device)
+            if main:
+                if state.step % t.log_every == 0 or state.step == total:
+                    metrics.log({"step": state.step, "seconds": round(time.time() - t0, 2), **result.losses})
+                    bar.set_postfix(l1=f"{result.losses['l1']:.3f}", d=f"{result.losses['loss_d']:.2f}")
+                if state.step % t.sample_every == 0 or state.step == total:
+                    write_grid(opts.out / "samples" / f"step_{state.step:07d}.png",
+                               [result.shot, result.real, result.fake])
+                if state.step % t.checkpoint_every == 0 or state.step == total or out_of_time:
+                    state.extra["train_seconds"] = round(seconds_before + time.time() - t0, 1)
+                    _save(models, state, learner, opts)
+            if out_of_time:
+                if main:
+                    log.warning("--max-minutes %g reached at step %d; checkpoint written", opts.max_minutes, state.step)
+                break
     if main and state.step == start:  # nothing to do: still leave a checkpoint
         _save(models, state, learner, opts)
     if main and (opts.out / "metrics.csv").is_file():
@@ -126,6 +136,33 @@ def train(config: Config, opts: RunOptions) -> Path:
     if world > 1:
         dist.barrier()
     return ckpt_path
+
+
+def _out_of_time(max_minutes: float | None, t0: float, world: int, device: torch.device) -> bool:
+    """Whether --max-minutes has passed; with several processes, rank 0's clock decides for all."""
+    if max_minutes is None:
+        return False
+    stop = time.time() - t0 > 60 * max_minutes
+    if world > 1:
+        flag = torch.tensor([int(stop)], device=device)
+        dist.broadcast(flag, 0)
+        stop = bool(flag.item())
+    return stop
+
+
+def remap_video_vectors(discriminator: torch.nn.Module, old: list[str], new: list[str]) -> None:
+    """--init on other data: keep W_i of the videos both lists name, start the others afresh."""
+    index = {name: i for i, name in enumerate(old)}
+    with torch.no_grad():
+        W = discriminator.W
+        fresh = torch.randn(len(new), W.shape[1], dtype=W.dtype) * 0.02
+        for j, name in enumerate(new):
+            if name in index:
+                fresh[j] = W[index[name]]
+        discriminator.W = torch.nn.Parameter(fresh)
+    kept = sum(name in index for name in new)
+    log.warning("--init: the data's videos differ from the checkpoint's: W_i kept for %d, new for %d, %d dropped",
+                kept, len(new) - kept, len(old) - kept)
 
 
 def _batch(dataset: EpisodeDataset, seed: int, step: int, batch_size: int, rank: int, attempts: int = 3) -> dict:
@@ -165,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--compact", type=Path, help="also write an fp16 weights-only checkpoint here")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--max-minutes", type=float, help="stop with a checkpoint after this many minutes of training")
     return p
 
 
@@ -185,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             holdout += read_name_list(args.holdout_file)
         opts = RunOptions(data=args.data, out=args.out, resume=args.resume, init=args.init, steps=args.steps,
                           skip_short=args.skip_short, holdout=tuple(holdout), device=args.device,
-                          compact=args.compact, quiet=args.quiet)
+                          compact=args.compact, quiet=args.quiet,
+                          max_minutes=args.max_minutes)
         path = train(config, opts)
     except TrainingError as exc:
         print(f"error: {exc}", file=sys.stderr)

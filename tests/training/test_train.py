@@ -151,3 +151,22 @@ def test_cli_reports_errors_with_exit_code_2(tmp_path: Path) -> None:
     from training.train import main
 
     assert main(["--config", "tiny", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_init_on_other_videos_keeps_their_vectors_and_resume_refuses(synthetic: Path, tmp_path: Path) -> None:
+    ckpt = train(_tiny(steps=1), RunOptions(data=[synthetic], out=tmp_path / "a", quiet=True))
+    before, state = load_checkpoint(ckpt, _tiny())
+    dropped = state.videos[0]
+    out = train(_tiny(steps=2), RunOptions(data=[synthetic], out=tmp_path / "b", init=ckpt, holdout=(dropped,),
+                                           quiet=True))
+    after, new_state = load_checkpoint(out, _tiny())
+    assert new_state.videos == state.videos[1:] and new_state.step == 2
+    assert after.discriminator.W.shape[0] == len(state.videos) - 1
+    with pytest.raises(TrainingError, match="videos differ"):
+        train(_tiny(steps=3), RunOptions(data=[synthetic], out=tmp_path / "b", resume=True, quiet=True))
+
+
+def test_max_minutes_stops_with_a_checkpoint(synthetic: Path, tmp_path: Path) -> None:
+    ckpt = train(_tiny(steps=50), RunOptions(data=[synthetic], out=tmp_path / "t", max_minutes=1e-6, quiet=True))
+    _, state = load_checkpoint(ckpt, _tiny())
+    assert state.step == 1
