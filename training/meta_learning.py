@@ -51,10 +51,15 @@ class MetaLearner:
         self.D = wrap(models.discriminator.to(device))
         self.content = ContentLoss(config.loss).to(device)
         disc = models.discriminator
-        self.opt_g = torch.optim.Adam(
-            [{"params": list(models.embedder.parameters()) + list(models.generator.parameters())},
-             {"params": [disc.W]}],  # W_i also learns from the embedding-match loss
-            lr=t.lr_gen, betas=t.betas)
+        projection = list(models.generator.projection.parameters())
+        if t.lr_projection_scale == 1.0:  # two groups, as runs before the option had (--resume keeps working)
+            groups = [{"params": list(models.embedder.parameters()) + list(models.generator.parameters())}]
+        else:
+            rest = [p for p in models.generator.parameters() if all(p is not q for q in projection)]
+            groups = [{"params": list(models.embedder.parameters()) + rest},
+                      {"params": projection, "lr": t.lr_gen * t.lr_projection_scale}]
+        groups.append({"params": [disc.W]})  # W_i also learns from the embedding-match loss
+        self.opt_g = torch.optim.Adam(groups, lr=t.lr_gen, betas=t.betas)
         self.opt_d = torch.optim.Adam(disc.parameters(), lr=t.lr_disc, betas=t.betas)
 
     @property

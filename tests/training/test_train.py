@@ -170,3 +170,31 @@ def test_max_minutes_stops_with_a_checkpoint(synthetic: Path, tmp_path: Path) ->
     ckpt = train(_tiny(steps=50), RunOptions(data=[synthetic], out=tmp_path / "t", max_minutes=1e-6, quiet=True))
     _, state = load_checkpoint(ckpt, _tiny())
     assert state.step == 1
+
+
+def test_projection_learning_rate_scale_makes_its_own_group() -> None:
+    cfg = _tiny()
+    cfg.train.lr_projection_scale = 10.0
+    models = build_models(cfg.validate(), num_videos=2)
+    opt = MetaLearner(models, cfg, torch.device("cpu")).opt_g
+    params = [p for g in opt.param_groups for p in g["params"]]
+    assert len(params) == len({id(p) for p in params})  # every parameter once
+    proj = [g for g in opt.param_groups if any(p is models.generator.projection.weight for p in g["params"])]
+    assert len(proj) == 1 and proj[0]["lr"] == pytest.approx(10 * cfg.train.lr_gen)
+    with pytest.raises(ConfigError):
+        cfg.train.lr_projection_scale = 0.0
+        cfg.validate()
+
+
+def test_heldout_eval_scores_checkpoints_on_named_videos(real_prepared: Path, tmp_path: Path, capsys) -> None:
+    from training.heldout_eval import evaluate, main as heldout_main
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "c.safetensors", build_models(_tiny(), 2), CheckpointState(step=7))
+    names = tuple(p.name for p in sorted(real_prepared.iterdir()) if p.is_dir())
+    score = evaluate(ckpt, [real_prepared], names, k=2, targets=3)
+    assert score.step == 7 and score.videos == 2
+    assert 0 < score.l1 < 2 and 0 < score.psnr < 60 and score.psi_spread > 0
+    (tmp_path / "holdout.txt").write_text("nobody\n")
+    assert heldout_main([str(ckpt), "--data", str(real_prepared), "--holdout-file", str(tmp_path / "holdout.txt")]) == 2
+    assert "none of the held-out videos" in capsys.readouterr().err
