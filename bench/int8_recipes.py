@@ -13,10 +13,9 @@ at batch 1 timed round-robin with fp32 (:mod:`bench.timing`), with the speed rat
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.report import write_report  # noqa: E402
 from bench.timing import round_robin  # noqa: E402
 from export import data as export_data  # noqa: E402
 from export.parity import cpu_session, image_error  # noqa: E402
@@ -69,7 +69,9 @@ def generator_feeds(package: ModelPackage, samples: export_data.Samples, threads
     return feeds
 
 
-def run_all(package: ModelPackage, samples: export_data.Samples, threads: int, rounds: int) -> list[RecipeResult]:
+def run_all(package: ModelPackage, samples: export_data.Samples, threads: int,
+            rounds: int) -> tuple[list[RecipeResult], float]:
+    """Each recipe's accuracy and speed, and fp32's ms per frame in the same timing run."""
     feeds = generator_feeds(package, samples, threads)
     half = len(feeds) // 2
     calib, held = feeds[:half], feeds[half:]
@@ -89,9 +91,10 @@ def run_all(package: ModelPackage, samples: export_data.Samples, threads: int, r
         sessions[name] = cpu_session(model, threads)
         errors[name] = image_error(reference, np.concatenate([sessions[name].run(None, f)[0] for f in held]))
     medians = round_robin({n: (lambda f, s=s: s.run(None, f)) for n, s in sessions.items()}, held, rounds)
-    return [RecipeResult(name, round(e["ssim"], 4), round(e["max_abs"], 4), round(e["mean_abs"], 5),
-                         round(medians[name], 3), round(medians["fp32"] / medians[name], 3), threads)
-            for name, e in errors.items()]
+    results = [RecipeResult(name, round(e["ssim"], 4), round(e["max_abs"], 4), round(e["mean_abs"], 5),
+                            round(medians[name], 3), round(medians["fp32"] / medians[name], 3), threads)
+               for name, e in errors.items()]
+    return results, medians["fp32"]
 
 
 def table(results: list[RecipeResult], fp32_ms: float) -> str:
@@ -117,14 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     package = ModelPackage.load(args.package)
     samples = export_data.load_samples(package.resolution, args.samples, args.calibration)
     print(f"{package.name}: {export_data.describe(samples)}", file=sys.stderr)
-    results = run_all(package, samples, args.threads, args.rounds)
-    fp32_ms = results[0].ms_per_frame * results[0].speed_vs_fp32
-    md = table(results, fp32_ms)
-    print(md)
-    if args.markdown:
-        args.markdown.write_text(md + "\n")
-    if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
+    results, fp32_ms = run_all(package, samples, args.threads, args.rounds)
+    write_report(table(results, fp32_ms), results, args.markdown, args.json)
     return 0
 
 

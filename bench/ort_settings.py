@@ -20,7 +20,6 @@ IO binding with pre-bound inputs and a pre-allocated output, a model file optimi
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -35,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.report import write_report  # noqa: E402
 from bench.timing import round_robin  # noqa: E402
 from talkinghead.avatar import Avatar  # noqa: E402
 from talkinghead.package import ModelPackage  # noqa: E402
@@ -183,12 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{package.name} generator, batch 1, {args.threads} threads, onnxruntime {ort.__version__}",
           file=sys.stderr)
     results = measure(package, args.threads, args.rounds, args.frames)
-    md = table(results)
-    print(md)
-    if args.markdown:
-        args.markdown.write_text(md + "\n")
-    if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
+    write_report(table(results), results, args.markdown, args.json)
     return 0
 
 

@@ -20,7 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -30,6 +30,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.report import write_report  # noqa: E402
 from training.checkpoint import build_models  # noqa: E402
 from training.config import PRESETS, Config  # noqa: E402
 
@@ -262,12 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.resolutions:
         print("resolution scaling ...", file=sys.stderr)
         bench_resolution(args.threads, records, [int(r) for r in args.resolutions.split(",")])
-    md = table(records)
-    print(md)
-    if args.markdown:
-        args.markdown.write_text(md + "\n")
-    if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in records], indent=1))
+    write_report(table(records), records, args.markdown, args.json)
     if args.plot:
         plot(records, args.plot)
     return 0

@@ -55,7 +55,8 @@ class MetaLearner:
         if t.lr_projection_scale == 1.0:  # two groups, as runs before the option had (--resume keeps working)
             groups = [{"params": list(models.embedder.parameters()) + list(models.generator.parameters())}]
         else:
-            rest = [p for p in models.generator.parameters() if all(p is not q for q in projection)]
+            in_projection = {id(p) for p in projection}
+            rest = [p for p in models.generator.parameters() if id(p) not in in_projection]
             groups = [{"params": list(models.embedder.parameters()) + rest},
                       {"params": projection, "lr": t.lr_gen * t.lr_projection_scale}]
         groups.append({"params": [disc.W]})  # W_i also learns from the embedding-match loss
