@@ -77,17 +77,25 @@ def ort_session(path: Path, threads: int, providers: list[str] | None = None):
     return ort.InferenceSession(str(path), so, providers=providers or ["CPUExecutionProvider"])
 
 
-def export_generator(models, folder: Path, calibration_landmarks: np.ndarray) -> dict[str, Path]:
-    """fp32 and int8 generator graphs of random-weight models, through the project's exporter."""
+def export_generator(models, folder: Path, calibration_landmarks: np.ndarray,
+                     pruned: bool = True) -> dict[str, Path]:
+    """fp32 and int8 generator graphs of random-weight models, through the project's exporter;
+    with ``pruned``, also fp32 without the self-attention blocks (what the exporter leaves out of a
+    trained model whose blocks add nothing, :mod:`export.prune`: the default model's case)."""
     import onnx
 
     from export.onnx_export import export_module, prepare_modules
+    from export.prune import attention_blocks, remove_attention
 
     out: dict[str, Path] = {}
     lm, ident = torch.zeros(1, 68, 2), torch.zeros(1, models.config.net.embedding_dim)
     mods = prepare_modules(models, "meta")
     onnx.save(export_module(mods.generator, "meta", "generator", (lm, ident)), folder / "g32.onnx")
     out["fp32"] = folder / "g32.onnx"
+    if pruned and attention_blocks(mods.generator):
+        gen = remove_attention(prepare_modules(models, "meta").generator, list(attention_blocks(mods.generator)))
+        onnx.save(export_module(gen, "meta", "generator", (lm, ident)), folder / "g32p.onnx")
+        out["fp32 no attention"] = folder / "g32p.onnx"
     from export.quantize import quantize_int8  # the exporter's int8 path (static QDQ)
 
     fast = prepare_modules(models, "meta", two_stage_norm=False)
@@ -128,7 +136,7 @@ def bench_resolution(threads: int, records: list[Record], resolutions=(128, 256,
         config.net.resolution = res
         models = build_models(config, 1)
         with tempfile.TemporaryDirectory() as tmp:
-            graphs = export_generator(models, Path(tmp), np.zeros((8, 68, 2), np.float32))
+            graphs = export_generator(models, Path(tmp), np.zeros((8, 68, 2), np.float32), pruned=False)
             sess = ort_session(graphs["fp32"], threads)
             lm, ident = inputs(config, 1)
             ms = median_ms(lambda: sess.run(None, {"landmarks": lm.numpy(), "identity": ident.numpy()}))
@@ -170,7 +178,9 @@ def bench_native(size: str, batches: list[int], threads: int, records: list[Reco
     models = build_models(config, 1)
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = save_checkpoint(Path(tmp) / "c.safetensors", models, CheckpointState())
-        pkg = export_checkpoint(ckpt, Path(tmp) / "pkg", synthetic=True, samples=2).path
+        # attention kept, as in the ONNX Runtime fp32 rows (a random model's blocks add nothing, so the
+        # exporter would otherwise leave them out)
+        pkg = export_checkpoint(ckpt, Path(tmp) / "pkg", synthetic=True, samples=2, prune_attention=0).path
         model = _native.Model(str(pkg), provider="cpu", intra_op_threads=threads, variant="fp32")
         for b in batches:
             lm, ident = (t.numpy() for t in inputs(config, b))

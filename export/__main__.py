@@ -42,6 +42,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--instance-norm", choices=("auto", "fused", "two-stage"), default="auto",
                    help="instance norm in the fp32 graphs: ONNX Runtime's fused op, the two-stage form "
                         "(more precise, 5-20%% slower), or auto: fused unless parity needs two-stage (default)")
+    p.add_argument("--prune-attention", type=float, default=2e-3, metavar="TOL",
+                   help="leave out generator self-attention blocks whose removal moves the output by at most "
+                        "TOL max abs on the parity inputs (default 2e-3, a quarter of an 8-bit level; 0 keeps all)")
     p.add_argument("--name", default=None, help="package name (default talkinghead-<size>[-personalised])")
     p.add_argument("--package-version", default="0.1.0", help="the package's own version (default 0.1.0)")
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads for parity runs (default 2)")
@@ -56,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     opts = ExportOptions(variants=args.variants, opset=args.opset, overwrite=args.overwrite,
                          calibration=args.calibration, samples=args.samples, synthetic=args.synthetic,
                          tolerance=args.tolerance, instance_norm=args.instance_norm, name=args.name,
-                         version=args.package_version, threads=args.threads)
+                         version=args.package_version, threads=args.threads,
+                         prune_attention=args.prune_attention)
     try:
         result = export_checkpoint(args.checkpoint, args.out_dir, opts)
     except ExportError as exc:

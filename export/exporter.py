@@ -4,11 +4,13 @@ Stages (each logged with its time on the ``export`` logger):
  1. check the output path (an existing OUT_DIR is refused unless ``overwrite``);
  2. load the checkpoint (meta-learned, or personalised: identity baked in, no embedder);
  3. load parity/calibration inputs (real face crops, see :mod:`export.data`);
- 4. export the graphs (spectral norm folded, named inputs/outputs, dynamic batch, role stamped),
-    simplify them (onnxslim) and check them (onnx.checker, strict shape inference);
- 5. parity: ONNX Runtime CPU against the PyTorch modules, max abs <= tolerance or the export fails;
- 6. variants (int8, fp16) of the generator, each with its error against the fp32 graph;
- 7. write everything and manifest.json into a temporary folder beside OUT_DIR, load it back with
+ 4. measure which of the generator's self-attention blocks add nothing (:mod:`export.prune`);
+ 5. export the graphs (spectral norm folded, named inputs/outputs, dynamic batch, role stamped, the
+    unused attention left out), simplify them (onnxslim) and check them (onnx.checker, strict shape
+    inference);
+ 6. parity: ONNX Runtime CPU against the PyTorch modules, max abs <= tolerance or the export fails;
+ 7. variants (int8, fp16) of the generator, each with its error against the fp32 graph;
+ 8. write everything and manifest.json into a temporary folder beside OUT_DIR, load it back with
     :class:`talkinghead.package.ModelPackage` (hashes, paths, role stamps), then rename it into place.
 Nothing is written at OUT_DIR unless every stage passed.
 """
@@ -41,6 +43,7 @@ from .errors import ExportError
 from .manifest_writer import build_manifest, graph_record, training_record, write_manifest
 from .onnx_export import DEFAULT_OPSET, export_module, prepare_modules, stamp
 from .parity import check_batch_one, cpu_session, diff, image_error, run_session, run_torch
+from .prune import PrunedAttention, attention_off, negligible_attention, remove_attention
 from .quantize import convert_fp16, quantize_int8
 from .simplify import check, interface, simplify
 
@@ -71,6 +74,9 @@ class ExportOptions:
         name: the package name (default ``talkinghead-<size>[-personalised]``).
         version: the package's own version.
         threads: ONNX Runtime threads for the parity runs.
+        prune_attention: leave out of the generator graph the self-attention blocks whose removal
+            moves its output by at most this much (max abs on the parity inputs; 2e-3 is a quarter
+            of one 8-bit level); 0 keeps every block. See :mod:`export.prune`.
     """
 
     variants: tuple[str, ...] = ()
@@ -84,6 +90,7 @@ class ExportOptions:
     name: str | None = None
     version: str = "0.1.0"
     threads: int = 2
+    prune_attention: float = 2e-3
 
     def validate(self) -> "ExportOptions":
         unknown = [v for v in self.variants if v not in VARIANTS]
@@ -95,6 +102,8 @@ class ExportOptions:
             raise ExportError(f"opset must be in 13..20 (QDQ per-channel needs 13), got {self.opset}")
         if not 1 <= self.samples <= 256:
             raise ExportError(f"samples must be in 1..256, got {self.samples}")
+        if not self.prune_attention >= 0:
+            raise ExportError(f"prune_attention must be >= 0, got {self.prune_attention}")
         if not self.tolerance > 0:
             raise ExportError(f"tolerance must be > 0, got {self.tolerance}")
         if self.instance_norm not in ("auto", "fused", "two-stage"):
@@ -163,7 +172,8 @@ def _declare_interface(model: onnx.ModelProto, kind: str, role: str, resolution:
 class _Exporter:
     def __init__(self, checkpoint: Path, out: Path, opts: ExportOptions) -> None:
         self.checkpoint, self.out, self.opts = checkpoint, out, opts
-        self.stages = _Stages(6 + (1 if opts.variants else 0))
+        self.stages = _Stages(7 + (1 if opts.variants else 0))
+        self.pruned = PrunedAttention((), opts.prune_attention, 0.0, 0.0)
 
     # -- stages ---------------------------------------------------------------------------------
 
@@ -199,9 +209,19 @@ class _Exporter:
         else:
             self.feeds["generator"] = {"landmarks": s.driving_landmarks()}
 
+    def plan_pruning(self) -> None:
+        if self.opts.prune_attention == 0:
+            return
+        self.pruned = negligible_attention(self.reference["generator"], self.feeds["generator"],
+                                           self.opts.prune_attention)
+        log.info("generator attention left out: %s (output moves by %.3g max abs, tolerance %g)",
+                 ", ".join(self.pruned.blocks) or "none", self.pruned.max_abs, self.pruned.tolerance)
+
     def _export(self, role: str, fused: bool) -> onnx.ModelProto:
         modules = prepare_modules(self.models, self.kind, two_stage_norm=not fused)
         module = modules.embedder if role == "embedder" else modules.generator
+        if role == "generator":
+            remove_attention(module, self.pruned.blocks)
         example = tuple(torch.from_numpy(v[:2]) for v in self.feeds[role].values())
         model = export_module(module, self.kind, role, example, self.opts.opset)
         _declare_interface(model, self.kind, role, self.resolution, self.dim)
@@ -224,7 +244,8 @@ class _Exporter:
         session = cpu_session(self.graphs[role], self.opts.threads)
         feeds = self.feeds[role]
         got = run_session(session, feeds)
-        want = run_torch(self.reference[role], feeds)
+        with attention_off(self.reference[role], self.pruned.blocks if role == "generator" else ()):
+            want = run_torch(self.reference[role], feeds)
         return diff(got, want), check_batch_one(session, feeds, got), got
 
     def parity(self) -> None:
@@ -247,6 +268,8 @@ class _Exporter:
                                   f"max abs (tolerance {tol:g}); no package written")
             self.parity_result[role] = d.as_dict()
             self.outputs[role] = out
+        if self.pruned.blocks:
+            self.parity_result["pruned"] = self.pruned.as_dict()
 
     def variants(self) -> None:
         self.variant_models: dict[str, onnx.ModelProto] = {}
@@ -329,6 +352,8 @@ class _Exporter:
             self.load()
         with st("loading parity and calibration inputs"):
             self.load_samples()
+        with st("measuring the generator's attention blocks"):
+            self.plan_pruning()
         with st(f"exporting {' and '.join(self.reference)} (opset {self.opts.opset})"):
             self.export_graphs()
         with st("parity against PyTorch"):

@@ -241,7 +241,7 @@ void stats(const json& v, const std::string& where) {
 }
 
 void parity(const json& v) {
-  const json& o = object(v, "parity", {"tolerance", "data"}, {"embedder", "generator"});
+  const json& o = object(v, "parity", {"tolerance", "data"}, {"embedder", "generator", "pruned"});
   number(o["tolerance"], "parity.tolerance", 0);
   const json& d = object(o["data"], "parity.data", {"kind", "description", "samples"});
   str_choice(d["kind"], "parity.data.kind", {"real", "synthetic"});
@@ -249,6 +249,13 @@ void parity(const json& v) {
   integer(d["samples"], "parity.data.samples", 1);
   for (const char* role : kRoles) {
     if (o.contains(role)) stats(o[role], std::string("parity.") + role);
+  }
+  if (o.contains("pruned")) {  // generator attention blocks the export left out (export/prune.py)
+    const json& p = object(o["pruned"], "parity.pruned", {"blocks", "tolerance", "max_abs", "mean_abs"});
+    if (!p["blocks"].is_array()) throw fail("parity.pruned.blocks", "expected an array, got " + type_name(p["blocks"]));
+    for (std::size_t i = 0; i < p["blocks"].size(); ++i)
+      str(p["blocks"][i], "parity.pruned.blocks[" + std::to_string(i) + "]");
+    for (const char* k : {"tolerance", "max_abs", "mean_abs"}) number(p[k], std::string("parity.pruned.") + k, 0);
   }
 }
 

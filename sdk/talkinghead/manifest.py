@@ -375,7 +375,7 @@ def _stats(value: Any, where: str) -> None:
 
 
 def _parity(value: Any) -> None:
-    obj = _object(value, "parity", ("tolerance", "data"), ROLES)
+    obj = _object(value, "parity", ("tolerance", "data"), ROLES + ("pruned",))
     _num(obj["tolerance"], "parity.tolerance", minimum=0)
     data = _object(obj["data"], "parity.data", ("kind", "description", "samples"))
     _str(data["kind"], "parity.data.kind", choices=("real", "synthetic"))
@@ -384,6 +384,13 @@ def _parity(value: Any) -> None:
     for role in ROLES:
         if role in obj:
             _stats(obj[role], f"parity.{role}")
+    if "pruned" in obj:
+        pruned = _object(obj["pruned"], "parity.pruned", ("blocks", "tolerance", "max_abs", "mean_abs"))
+        blocks = pruned["blocks"]
+        if not isinstance(blocks, list) or not all(isinstance(b, str) and b for b in blocks):
+            raise _fail("parity.pruned.blocks", f"expected a list of module paths, got {blocks!r}")
+        for k in ("tolerance", "max_abs", "mean_abs"):
+            _num(pruned[k], f"parity.pruned.{k}", minimum=0)
 
 
 def _training(value: Any) -> None:

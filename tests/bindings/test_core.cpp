@@ -72,6 +72,18 @@ TEST_CASE("manifest: the SDK's rules") {
     m["landmarks"]["crop"]["rotate"] = 0;
     CHECK(contains(error_of(m), "landmarks.crop: unknown key(s) 'rotate'"));
   }
+  SUBCASE("parity.pruned: the attention blocks the export left out") {
+    REQUIRE(m["parity"].contains("pruned"));  // the fixture's random attention adds nothing
+    CHECK(error_of(m).empty());
+    m["parity"]["pruned"]["blocks"] = "down_attn.1";
+    CHECK(contains(error_of(m), "parity.pruned.blocks: expected an array"));
+    m = good_manifest();
+    m["parity"]["pruned"]["max_abs"] = -1;
+    CHECK(contains(error_of(m), "parity.pruned.max_abs"));
+    m = good_manifest();
+    m["parity"]["pruned"]["why"] = "x";
+    CHECK(contains(error_of(m), "parity.pruned: unknown key(s) 'why'"));
+  }
   SUBCASE("quality and speed are free-form") {
     m["quality"] = {{"anything", {1, 2}}};
     m["speed"] = {{"ms", 3.5}};

@@ -287,6 +287,10 @@ def _mutations(valid: dict) -> list[tuple[str, dict]]:
     mutate("image.range", lambda m: m["image"].update(range=[0, 1]))
     mutate("parity.data.kind", lambda m: m["parity"]["data"].update(kind="imagined"))
     mutate("variants.fp32", lambda m: m["variants"].update(fp32=m["variants"]["int8"]))
+    mutate("parity.pruned.blocks", lambda m: m["parity"].update(
+        pruned={"blocks": "down_attn.1", "tolerance": 2e-3, "max_abs": 0.0, "mean_abs": 0.0}))
+    mutate("parity.pruned.max_abs", lambda m: m["parity"].update(
+        pruned={"blocks": ["down_attn.1"], "tolerance": 2e-3, "max_abs": -1.0, "mean_abs": 0.0}))
     return out
 
 
