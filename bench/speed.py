@@ -1,12 +1,14 @@
 """Speed benchmark: model size x runtime x batch, measured side by side in one run.
 
     python bench/speed.py [--sizes lite,paper] [--batches 1,4,16] [--threads 2] [--json FILE]
-                          [--markdown FILE] [--plot FILE] [--package DIR]
+                          [--markdown FILE] [--plot FILE] [--rounds N]
 
 For each model size (random weights: cost does not depend on weights), the generator runs on
-PyTorch eager, ONNX Runtime fp32 and int8 (and fp16 and the native C++ core — through pybind11 and, with
-bench/native_speed.c built as build/native/th_bench, through the C ABI alone — where available); the
-table gives the median ms per frame, frames per second and the ratio to PyTorch eager. Then how
+PyTorch eager, ONNX Runtime fp32, fp32 without the self-attention blocks (what the exporter ships
+when a trained model does not use them, export/prune.py) and int8, timed round-robin (bench.timing),
+then the native C++ core — through pybind11 and, with bench/native_speed.c built as
+build/native/th_bench, through the C ABI alone — where available; the table gives the median ms per
+frame, frames per second and the ratio to PyTorch eager. Then how
 cost grows: generator time against resolution and batch, embedder time against K. Warm-up runs
 are excluded; the thread count is stated. Numbers are only comparable within one run.
 """
@@ -31,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.report import write_report  # noqa: E402
+from bench.timing import round_robin  # noqa: E402
 from training.checkpoint import build_models  # noqa: E402
 from training.config import PRESETS, Config  # noqa: E402
 
@@ -108,7 +111,7 @@ def export_generator(models, folder: Path, calibration_landmarks: np.ndarray,
     return out
 
 
-def bench_generator(size: str, batches: list[int], threads: int, records: list[Record]) -> None:
+def bench_generator(size: str, batches: list[int], threads: int, records: list[Record], rounds: int = 4) -> None:
     torch.set_num_threads(threads)
     config = PRESETS[size]()
     models = build_models(config, 1)
@@ -119,13 +122,18 @@ def bench_generator(size: str, batches: list[int], threads: int, records: list[R
         sessions = {name: ort_session(path, threads) for name, path in graphs.items()}
         for b in batches:
             lm, ident = inputs(config, b)
-            with torch.no_grad():
-                ms = median_ms(lambda: gen(lm, ident))
-            records.append(Record(size, "pytorch", "fp32", b, threads, ms / b, resolution=config.net.resolution))
             feed = {"landmarks": lm.numpy(), "identity": ident.numpy()}
-            for name, sess in sessions.items():
-                ms = median_ms(lambda: sess.run(None, feed))
-                records.append(Record(size, "onnxruntime", name, b, threads, ms / b, resolution=config.net.resolution))
+
+            def eager(_feed, lm=lm, ident=ident):
+                with torch.no_grad():
+                    return gen(lm, ident)
+
+            runs = {("pytorch", "fp32"): eager,
+                    **{("onnxruntime", name): (lambda f, s=sess: s.run(None, f)) for name, sess in sessions.items()}}
+            # round-robin: a slow spell on the shared machine hits every runtime alike
+            medians = round_robin(runs, [feed] * 2, rounds=rounds, warmup=2)
+            for (runtime, variant), ms in medians.items():
+                records.append(Record(size, runtime, variant, b, threads, ms / b, resolution=config.net.resolution))
             print(f"  {size} batch {b}: done", file=sys.stderr)
 
 
@@ -257,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--ks", default="1,8,32", help="shots for the embedder timing")
     p.add_argument("--resolutions", default="128,256,512")
+    p.add_argument("--rounds", type=int, default=4,
+                   help="round-robin passes for the generator runtimes (2 calls each per pass; default 4)")
     p.add_argument("--json", type=Path)
     p.add_argument("--markdown", type=Path)
     p.add_argument("--plot", type=Path)
@@ -264,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     records: list[Record] = []
     for size in args.sizes.split(","):
         print(f"generator {size} ...", file=sys.stderr)
-        bench_generator(size, [int(b) for b in args.batches.split(",")], args.threads, records)
+        bench_generator(size, [int(b) for b in args.batches.split(",")], args.threads, records, args.rounds)
         if size == "lite":
             print("native core lite ...", file=sys.stderr)
             bench_native(size, [int(b) for b in args.batches.split(",")], args.threads, records)

@@ -8,15 +8,16 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Hashable, Mapping, Sequence, TypeVar
 
 Feed = Mapping[str, object]
+Name = TypeVar("Name", bound=Hashable)
 
 
-def round_robin(runs: Mapping[str, Callable[[Feed], object]], feeds: Sequence[Feed], rounds: int,
-                warmup: int = 3) -> dict[str, float]:
+def round_robin(runs: Mapping[Name, Callable[[Feed], object]], feeds: Sequence[Feed], rounds: int,
+                warmup: int = 3) -> dict[Name, float]:
     """Median ms per call of each ``runs[name](feed)`` over ``rounds`` passes over ``feeds``."""
-    times: dict[str, list[float]] = {name: [] for name in runs}
+    times: dict[Name, list[float]] = {name: [] for name in runs}
     for run in runs.values():
         for feed in feeds[:warmup]:
             run(feed)
