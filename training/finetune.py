@@ -14,6 +14,7 @@ import copy
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -22,6 +23,9 @@ from tqdm import tqdm
 from .checkpoint import CheckpointState, Models, load_checkpoint, save_checkpoint
 from .errors import DatasetError, TrainingError
 from .losses import ContentLoss, adversarial_g_loss, feature_matching_loss, hinge_d_loss
+
+
+StepCallback = Callable[[int, torch.nn.Module, torch.Tensor], None]
 
 
 @dataclass
@@ -42,8 +46,12 @@ class FinetuneConfig:
 
 def finetune(models: Models, shots_image: torch.Tensor, shots_landmarks: torch.Tensor,
              config: FinetuneConfig | None = None, device: str | torch.device = "cpu",
-             progress: bool = False) -> tuple[Models, list[dict[str, float]]]:
+             progress: bool = False, on_step: StepCallback | None = None) -> tuple[Models, list[dict[str, float]]]:
     """Fine-tune a copy of ``models`` on K shots ([K,3,R,R] in [-1,1], [K,68,2]).
+
+    ``on_step(step, generator, psi)``, if given, is called after every step (1-based) with the
+    generator in eval mode and gradients off, e.g. to render held-out frames along the way
+    (:mod:`training.heldout_eval`); it must not change them.
 
     Returns the personalised models (``psi`` set) and the per-step losses.
     """
@@ -69,7 +77,7 @@ def finetune(models: Models, shots_image: torch.Tensor, shots_landmarks: torch.T
     G.train()
     D.train()
     zero_index = torch.zeros(1, dtype=torch.long, device=device)
-    for _ in tqdm(range(cfg.steps), desc="fine-tuning", disable=not progress):
+    for step in tqdm(range(1, cfg.steps + 1), desc="fine-tuning", disable=not progress):
         idx = torch.as_tensor(rng.integers(0, images.shape[0], size=cfg.batch_size), device=device)
         real, lm = images[idx], lms[idx]
         fake = G.synthesize(lm, psi)
@@ -96,6 +104,11 @@ def finetune(models: Models, shots_image: torch.Tensor, shots_landmarks: torch.T
         with torch.no_grad():
             row["l1"] = float(torch.mean(torch.abs(fake - real)))
         history.append(row)
+        if on_step is not None:
+            G.eval()  # no spectral-norm power iteration while the caller renders
+            with torch.no_grad():
+                on_step(step, G, psi.detach())
+            G.train()
     G.eval()
     m.psi = psi.detach().cpu()
     m.embedder.cpu()

@@ -8,6 +8,11 @@ in PyTorch from the mean embedding. Prints mean L1 and PSNR against the real cro
 the AdaIN parameters psi = P e differ between people (their std across videos, averaged over
 parameters): ~0 means the generator ignores identity. Minutes on a CPU, against bench/quality.py's
 tens of minutes; GAN training is not monotonic, so compare checkpoints with it before shipping.
+
+``--finetune 100,200,400``: instead, how few-shot fine-tuning (:func:`training.finetune.finetune`
+on the same K shots) improves with its number of steps: L1, PSNR and SSIM of ``nearest`` (the shot
+whose landmarks are closest to the target's, unchanged: the quality benchmark's baseline), ``ours``
+(feed-forward) and ``ours_ft@N`` after N steps, all from one fine-tuning run per video.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from PIL import Image
 from .checkpoint import load_checkpoint
 from .dataset import find_items, read_name_list
 from .errors import DatasetError, TrainingError
+from .finetune import FinetuneConfig, finetune
 
 
 @dataclass
@@ -63,6 +69,57 @@ def evaluate(checkpoint: Path, roots: list[Path], names: tuple[str, ...], k: int
     return HeldoutScore(str(checkpoint), state.step, float(np.mean(l1)), float(np.mean(psnr)), spread, len(items))
 
 
+def _image_scores(out: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
+    from export.ssim import ssim  # lazily: export imports training
+
+    mse = ((out - real) / 2).pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
+    return {"l1": float((out - real).abs().mean()), "psnr": float((10 * torch.log10(1 / mse)).mean()),
+            "ssim": ssim(out.numpy(), real.numpy())}
+
+
+@dataclass
+class FinetuneCurve:
+    """Mean scores over the held-out videos' targets, by method (``nearest``, ``ours``, ``ours_ft@N``)."""
+
+    checkpoint: str
+    step: int
+    videos: int
+    scores: dict[str, dict[str, float]]
+
+
+def finetune_curve(checkpoint: Path, roots: list[Path], names: tuple[str, ...], steps: list[int], k: int = 8,
+                   targets: int = 10, limit: int | None = None, log=print) -> FinetuneCurve:
+    """Held-out scores of nearest / feed-forward / fine-tuned for each of ``steps`` (one run per video)."""
+    models, state = load_checkpoint(checkpoint)
+    E, G = models.embedder.eval(), models.generator.eval()
+    items = [it for it in find_items(roots) if it.name in names and it.num_frames >= 4][:limit]
+    if not items:
+        raise DatasetError(f"none of the held-out videos {list(names)} is in {[str(r) for r in roots]}")
+    wanted = sorted(set(steps))
+    per: dict[str, list[dict[str, float]]] = {}
+    for it in items:
+        n = it.num_frames
+        shots = np.linspace(0, max(0, n // 4 - 1), k).round().astype(int)
+        tgt = np.linspace(n // 2, n - 1, targets).round().astype(int)
+        lms = torch.from_numpy(it.landmarks)
+        shot_img, shot_lm, real, tl = _frames(it.folder, shots), lms[shots], _frames(it.folder, tgt), lms[tgt]
+        nearest = ((shot_lm[None] - tl[:, None]) ** 2).sum(-1).mean(-1).argmin(1)
+        with torch.no_grad():
+            e = E(shot_img, shot_lm).mean(0, keepdim=True)
+            outs = {"nearest": shot_img[nearest], "ours": G(tl, e.expand(len(tgt), -1))}
+        for name, out in outs.items():
+            per.setdefault(name, []).append(_image_scores(out, real))
+
+        def at_step(step: int, gen: torch.nn.Module, psi: torch.Tensor) -> None:
+            if step in wanted:
+                per.setdefault(f"ours_ft@{step}", []).append(_image_scores(gen.synthesize(tl, psi), real))
+
+        finetune(models, shot_img, shot_lm, FinetuneConfig(steps=wanted[-1]), on_step=at_step)
+        log(f"  {it.name}: " + ", ".join(f"{m} SSIM {v[-1]['ssim']:.3f}" for m, v in per.items()))
+    scores = {m: {key: float(np.mean([r[key] for r in rows])) for key in rows[0]} for m, rows in per.items()}
+    return FinetuneCurve(str(checkpoint), state.step, len(items), scores)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.heldout_eval", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -71,12 +128,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--holdout-file", type=Path, required=True)
     p.add_argument("--k", type=int, default=8)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--finetune", metavar="STEPS", help="comma-separated fine-tuning step counts (e.g. 100,200,400)")
+    p.add_argument("--limit", type=int, help="at most this many held-out videos (with --finetune)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
         names = read_name_list(args.holdout_file)
         for ckpt in args.checkpoints:
+            if args.finetune:
+                steps = [int(v) for v in args.finetune.split(",")]
+                if min(steps) < 1:
+                    raise DatasetError(f"--finetune: step counts must be >= 1, got {steps}")
+                c = finetune_curve(ckpt, args.data, names, steps, args.k, limit=args.limit,
+                                   log=lambda m: print(m, flush=True))
+                print(f"{c.checkpoint}: step {c.step}, {c.videos} held-out videos, K = {args.k}")
+                for method, sc in c.scores.items():
+                    print(f"  {method:14s} L1 {sc['l1']:.4f}  PSNR {sc['psnr']:.2f} dB  SSIM {sc['ssim']:.4f}", flush=True)
+                continue
             s = evaluate(ckpt, args.data, names, args.k)
             print(f"{s.checkpoint}: step {s.step}, {s.videos} held-out videos, L1 {s.l1:.4f}, PSNR {s.psnr:.2f} dB, "
                   f"psi spread {s.psi_spread:.4f}", flush=True)

@@ -123,8 +123,11 @@ def test_finetune_personalises_and_lowers_loss(synthetic: Path) -> None:
     ds = EpisodeDataset([synthetic], 4, 64)
     models = build_models(cfg, len(ds))
     b = ds.batch(0, 0, 1)
+    seen: list[int] = []
     tuned, hist = finetune(models, b["shots_image"][0], b["shots_landmarks"][0],
-                           FinetuneConfig(steps=25, lr_gen=1e-3, lr_psi=1e-2, batch_size=4))
+                           FinetuneConfig(steps=25, lr_gen=1e-3, lr_psi=1e-2, batch_size=4),
+                           on_step=lambda step, gen, psi: seen.append(step) or gen.training)
+    assert seen == list(range(1, 26))
     assert tuned.psi is not None and tuned.psi.shape == (1, models.generator.num_adain_params)
     first, last = sum(h["l1"] for h in hist[:3]) / 3, sum(h["l1"] for h in hist[-3:]) / 3
     assert last < first
@@ -198,3 +201,17 @@ def test_heldout_eval_scores_checkpoints_on_named_videos(real_prepared: Path, tm
     (tmp_path / "holdout.txt").write_text("nobody\n")
     assert heldout_main([str(ckpt), "--data", str(real_prepared), "--holdout-file", str(tmp_path / "holdout.txt")]) == 2
     assert "none of the held-out videos" in capsys.readouterr().err
+
+
+def test_heldout_finetune_curve_scores_nearest_ours_and_each_step(real_prepared: Path, tmp_path: Path) -> None:
+    from training.heldout_eval import finetune_curve
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "c.safetensors", build_models(_tiny(), 2), CheckpointState(step=3))
+    names = tuple(p.name for p in sorted(real_prepared.iterdir()) if p.is_dir())
+    curve = finetune_curve(ckpt, [real_prepared], names, steps=[2, 1], k=2, targets=3, limit=1, log=lambda m: None)
+    assert curve.videos == 1 and curve.step == 3
+    assert list(curve.scores) == ["nearest", "ours", "ours_ft@1", "ours_ft@2"]
+    # a real frame of the same clip is far closer to the target than an untrained model's output
+    assert curve.scores["nearest"]["ssim"] > curve.scores["ours"]["ssim"] + 0.2
+    assert curve.scores["ours_ft@1"] != curve.scores["ours_ft@2"]
