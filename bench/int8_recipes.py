@@ -41,6 +41,10 @@ RECIPES: dict[str, Int8Recipe] = {
     "Conv, depthwise kept float": Int8Recipe(op_types=("Conv",), skip_depthwise=True),
     "Conv, depthwise + first/last kept float, percentile": Int8Recipe(
         op_types=("Conv",), skip_depthwise=True, skip_ends=True, calibration="percentile"),
+    # the 16x16 stage only (encoder's last block, bottleneck, decoder's first): where the convs are
+    # widest and the activations smallest, so int8 arithmetic saves most and conversions cost least
+    "Conv at 16x16 only (down.3, bottleneck, up.0)": Int8Recipe(
+        op_types=("Conv",), only_scopes=("/down.3/", "/bottleneck.", "/up.0/")),
 }
 
 

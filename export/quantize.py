@@ -48,6 +48,8 @@ class Int8Recipe:
         skip_ends: keep the first and the last quantisable node in float.
         calibration: "minmax" (ranges seen) or "percentile" (clip the tails at ``percentile``).
         percentile: for "percentile".
+        only_scopes: when given, only nodes whose name contains one of these module paths (e.g.
+            ``"/bottleneck."``) are quantised; the rest of the network stays float.
     """
 
     op_types: tuple[str, ...] = ("Conv", "MatMul", "Gemm")
@@ -55,6 +57,7 @@ class Int8Recipe:
     skip_ends: bool = False
     calibration: Literal["minmax", "percentile"] = "minmax"
     percentile: float = 99.99
+    only_scopes: tuple[str, ...] = ()
 
     def excluded(self, model: onnx.ModelProto) -> list[str]:
         """Nodes this recipe keeps in float: the rasteriser's, then its own choices."""
@@ -64,7 +67,9 @@ class Int8Recipe:
             out += [n.name for n in candidates if n.op_type == "Conv" and _group(n) > 1]
         if self.skip_ends and candidates:
             out += [candidates[0].name, candidates[-1].name]
-        return out
+        if self.only_scopes:
+            out += [n.name for n in candidates if not any(scope in n.name for scope in self.only_scopes)]
+        return list(dict.fromkeys(out))
 
 
 def _group(node: onnx.NodeProto) -> int:

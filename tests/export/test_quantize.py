@@ -32,3 +32,10 @@ def test_recipe_keeps_depthwise_and_ends_float():
     excluded = Int8Recipe(op_types=("Conv",), skip_depthwise=True, skip_ends=True).excluded(_graph())
     assert sorted(excluded) == ["/dw/Conv", "/out/Conv", "/rasterizer/Relu", "/stem/Conv"]
     assert "/pw/Conv" not in excluded
+
+
+def test_recipe_quantises_only_the_named_scopes():
+    excluded = Int8Recipe(op_types=("Conv",), only_scopes=("/pw/",)).excluded(_graph())
+    assert sorted(excluded) == ["/dw/Conv", "/out/Conv", "/rasterizer/Relu", "/stem/Conv"]
+    both = Int8Recipe(op_types=("Conv",), skip_ends=True, only_scopes=("/stem/", "/pw/")).excluded(_graph())
+    assert sorted(both) == ["/dw/Conv", "/out/Conv", "/rasterizer/Relu", "/stem/Conv"]  # no name twice
