@@ -1,7 +1,7 @@
 """ONNX Runtime settings for the per-frame generator, measured side by side in one run.
 
     python bench/ort_settings.py [--package DIR] [--threads 2] [--rounds 5] [--frames 20]
-                                 [--json FILE] [--markdown FILE]
+                                 [--also GRAPH ...] [--json FILE] [--markdown FILE]
 
 Each setting is a variation of the SDK's default session (``talkinghead.sessions.SessionConfig``:
 graph optimisation "all", the CPU memory arena on, the thread count given) on the package's
@@ -15,7 +15,9 @@ create the session. Only ratios within one run compare.
 Settings: graph optimisation level (basic / extended / all — "all" adds ORT's NCHWc layout
 transformer on CPU), intra-op threads, memory arena off, thread spinning off, denormals as zero,
 IO binding with pre-bound inputs and a pre-allocated output, a model file optimised once and saved
-(loaded with optimisation off), and the package's int8 variant.
+(loaded with optimisation off), and the package's int8 variant. ``--also GRAPH`` adds other
+generator files with the default settings, e.g. the same checkpoint exported with
+``--prune-attention 0``; their output must agree with the package's within 1e-3 like the settings'.
 """
 from __future__ import annotations
 
@@ -53,6 +55,7 @@ class Setting:
     entries: dict[str, str] = field(default_factory=dict)  # add_session_config_entry
     io_binding: bool = False
     file: str = "generator"  # "generator", a variant name, or "optimised"
+    path: Path | None = None  # another generator file (``--also``), checked against the default's output
 
 
 @dataclass
@@ -139,21 +142,23 @@ class Runner:
         return self.out_buf
 
 
-def measure(package: ModelPackage, threads: int, rounds: int, frames: int) -> list[Result]:
+def measure(package: ModelPackage, threads: int, rounds: int, frames: int,
+            also: tuple[Path, ...] = ()) -> list[Result]:
     variants = [v for v in package.variant_names("generator") if v == "int8"]
     feeds = performance_feeds(package, frames)
     with tempfile.TemporaryDirectory(prefix="talkinghead-ort-") as tmp:
         optimised = Path(tmp) / "generator.optimised.onnx"
         save_optimised(package.generator_path, optimised, threads)
         runners: list[tuple[Setting, Runner]] = []
-        for s in settings(threads, variants):
-            path = {"optimised": optimised, "generator": package.generator_path}.get(s.file) \
+        extra = [Setting(f"graph {p}", SessionConfig(intra_op_threads=threads), path=p) for p in also]
+        for s in settings(threads, variants) + extra:
+            path = s.path or {"optimised": optimised, "generator": package.generator_path}.get(s.file) \
                 or package.graph_path("generator", s.file)
             print(f"  session: {s.name}", file=sys.stderr)
             runners.append((s, Runner(s, path)))
         reference = runners[0][1].run(feeds[0]).copy()
         for s, r in runners[1:]:
-            if s.file == "generator" or s.file == "optimised":
+            if s.file in ("generator", "optimised") or s.path is not None:
                 diff = float(np.max(np.abs(r.run(feeds[0]) - reference)))
                 if diff > 1e-3:
                     raise SystemExit(f"setting {s.name!r} changes the output by {diff:.3g} max abs")
@@ -176,13 +181,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--frames", type=int, default=20, help="frames per setting per round")
+    p.add_argument("--also", type=Path, nargs="+", default=[], metavar="GRAPH",
+                   help="other generator .onnx files to time with the default settings")
     p.add_argument("--json", type=Path)
     p.add_argument("--markdown", type=Path)
     args = p.parse_args(argv)
+    missing = [str(g) for g in args.also if not g.is_file()]
+    if missing:
+        p.error(f"--also: no such file(s): {', '.join(missing)}")
     package = ModelPackage.load(args.package)
     print(f"{package.name} generator, batch 1, {args.threads} threads, onnxruntime {ort.__version__}",
           file=sys.stderr)
-    results = measure(package, args.threads, args.rounds, args.frames)
+    results = measure(package, args.threads, args.rounds, args.frames, tuple(args.also))
     write_report(table(results), results, args.markdown, args.json)
     return 0
 
