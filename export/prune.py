@@ -1,10 +1,10 @@
 """Leave out of the per-frame graph the self-attention blocks a trained generator does not use.
 
 A SAGAN self-attention block adds ``gamma * out(attention(x))`` to its input, with ``gamma``
-starting at zero. Training may leave it there: the default ``lite`` model at step 5,750 has
-``gamma = -1.8e-4`` at 32x32 in the encoder, and removing both of its attention blocks moves the
-output by 4.6e-4 at most (in [-1, 1]; one 8-bit level is 7.8e-3), while they cost about 15% of the
-generator's time on a CPU (two 1024x1024 attention matrices per frame).
+starting at zero. Training may leave it there: the default ``lite`` model at step 7,500 has
+``gamma = -1.6e-3`` and ``7.9e-3`` in its two 32x32 attention blocks, and removing both moves the
+output by 1.1e-4 at most (in [-1, 1]; one 8-bit level is 7.8e-3), while they cost 12% of the
+generator's time on a CPU (two 1024x1024 attention matrices per frame; docs/performance.md).
 
 :func:`negligible_attention` measures that on the export's own parity inputs: it switches blocks
 off one at a time (``gamma = 0``, exactly the block's removal) and keeps each one off while the
