@@ -95,9 +95,10 @@ def export_generator(models, folder: Path, calibration_landmarks: np.ndarray,
     mods = prepare_modules(models, "meta")
     onnx.save(export_module(mods.generator, "meta", "generator", (lm, ident)), folder / "g32.onnx")
     out["fp32"] = folder / "g32.onnx"
-    if pruned and attention_blocks(mods.generator):
-        gen = remove_attention(prepare_modules(models, "meta").generator, list(attention_blocks(mods.generator)))
-        onnx.save(export_module(gen, "meta", "generator", (lm, ident)), folder / "g32p.onnx")
+    blocks = list(attention_blocks(mods.generator))
+    if pruned and blocks:  # the fp32 graph is saved, so this copy can lose its attention in place
+        remove_attention(mods.generator, blocks)
+        onnx.save(export_module(mods.generator, "meta", "generator", (lm, ident)), folder / "g32p.onnx")
         out["fp32 no attention"] = folder / "g32p.onnx"
     from export.quantize import quantize_int8  # the exporter's int8 path (static QDQ)
 

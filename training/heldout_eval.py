@@ -46,35 +46,45 @@ def _frames(folder: Path, index: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(ims).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
+def _held_out_items(roots: list[Path], names: tuple[str, ...], limit: int | None = None) -> list:
+    items = [it for it in find_items(roots) if it.name in names and it.num_frames >= 4][:limit]
+    if not items:
+        raise DatasetError(f"none of the held-out videos {list(names)} is in {[str(r) for r in roots]}")
+    return items
+
+
+def _frame_choice(n: int, k: int, targets: int) -> tuple[np.ndarray, np.ndarray]:
+    """K shots evenly over the first quarter of n frames, targets evenly over the second half."""
+    shots = np.linspace(0, max(0, n // 4 - 1), k).round().astype(int)
+    return shots, np.linspace(n // 2, n - 1, targets).round().astype(int)
+
+
+def _l1_psnr(out: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
+    mse = ((out - real) / 2).pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
+    return {"l1": float((out - real).abs().mean()), "psnr": float((10 * torch.log10(1 / mse)).mean())}
+
+
 @torch.no_grad()
 def evaluate(checkpoint: Path, roots: list[Path], names: tuple[str, ...], k: int = 8, targets: int = 10) -> HeldoutScore:
     models, state = load_checkpoint(checkpoint)
     E, G = models.embedder.eval(), models.generator.eval()
-    items = [it for it in find_items(roots) if it.name in names and it.num_frames >= 4]
-    if not items:
-        raise DatasetError(f"none of the held-out videos {list(names)} is in {[str(r) for r in roots]}")
     l1, psnr, psis = [], [], []
-    for it in items:
-        n = it.num_frames
-        shots = np.linspace(0, max(0, n // 4 - 1), k).round().astype(int)
-        tgt = np.linspace(n // 2, n - 1, targets).round().astype(int)
+    for it in _held_out_items(roots, names):
+        shots, tgt = _frame_choice(it.num_frames, k, targets)
         lms = torch.from_numpy(it.landmarks)
         e = E(_frames(it.folder, shots), lms[shots]).mean(0, keepdim=True)
         psis.append(G.project(e))
-        out, real = G(lms[tgt], e.expand(len(tgt), -1)), _frames(it.folder, tgt)
-        l1.append(float((out - real).abs().mean()))
-        mse = ((out - real) / 2).pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
-        psnr.append(float((10 * torch.log10(1 / mse)).mean()))
+        scores = _l1_psnr(G(lms[tgt], e.expand(len(tgt), -1)), _frames(it.folder, tgt))
+        l1.append(scores["l1"])
+        psnr.append(scores["psnr"])
     spread = float(torch.cat(psis).std(0).mean()) if len(psis) > 1 else 0.0
-    return HeldoutScore(str(checkpoint), state.step, float(np.mean(l1)), float(np.mean(psnr)), spread, len(items))
+    return HeldoutScore(str(checkpoint), state.step, float(np.mean(l1)), float(np.mean(psnr)), spread, len(psis))
 
 
 def _image_scores(out: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
     from export.ssim import ssim  # lazily: export imports training
 
-    mse = ((out - real) / 2).pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
-    return {"l1": float((out - real).abs().mean()), "psnr": float((10 * torch.log10(1 / mse)).mean()),
-            "ssim": ssim(out.numpy(), real.numpy())}
+    return {**_l1_psnr(out, real), "ssim": ssim(out.numpy(), real.numpy())}
 
 
 @dataclass
@@ -92,15 +102,11 @@ def finetune_curve(checkpoint: Path, roots: list[Path], names: tuple[str, ...], 
     """Held-out scores of nearest / feed-forward / fine-tuned for each of ``steps`` (one run per video)."""
     models, state = load_checkpoint(checkpoint)
     E, G = models.embedder.eval(), models.generator.eval()
-    items = [it for it in find_items(roots) if it.name in names and it.num_frames >= 4][:limit]
-    if not items:
-        raise DatasetError(f"none of the held-out videos {list(names)} is in {[str(r) for r in roots]}")
+    items = _held_out_items(roots, names, limit)
     wanted = sorted(set(steps))
     per: dict[str, list[dict[str, float]]] = {}
     for it in items:
-        n = it.num_frames
-        shots = np.linspace(0, max(0, n // 4 - 1), k).round().astype(int)
-        tgt = np.linspace(n // 2, n - 1, targets).round().astype(int)
+        shots, tgt = _frame_choice(it.num_frames, k, targets)
         lms = torch.from_numpy(it.landmarks)
         shot_img, shot_lm, real, tl = _frames(it.folder, shots), lms[shots], _frames(it.folder, tgt), lms[tgt]
         nearest = ((shot_lm[None] - tl[:, None]) ** 2).sum(-1).mean(-1).argmin(1)
