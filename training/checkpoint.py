@@ -5,6 +5,11 @@
 ``personal.psi``) and, in its metadata, the config, the step, the training videos and the content
 backbone, so export can rebuild the modules from the file alone (no pickled code). The optimizer
 state lives beside it in ``optimizer.pt``. A compact copy (fp16, no optimizer) is what the repo keeps.
+
+With a weight average (``train.ema_decay`` > 0, training/averaging.py) the ``embedder.`` and
+``generator.`` weights are the average, which everything downstream uses, and the optimiser's own
+weights are kept under ``train.embedder.`` / ``train.generator.`` for an exact ``--resume``. A
+compact copy leaves those out: ``--init`` from it starts both from the average.
 """
 from __future__ import annotations
 
@@ -18,11 +23,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .averaging import Averaged
 from .config import Config, config_from_dict
 from .errors import CheckpointError, ConfigError
 from .networks import Discriminator, Embedder, Generator
 
 FORMAT = "talkinghead-checkpoint/1"
+TRAIN_PREFIX = "train."  # the optimiser's own weights, beside an average
 
 
 @dataclass
@@ -34,6 +41,7 @@ class Models:
     generator: Generator
     discriminator: Discriminator
     psi: torch.Tensor | None = None  # personalised AdaIN parameters [1, P]
+    averaged: Averaged | None = None  # EMA of embedder + generator (what ships), while training with one
 
 
 @dataclass
@@ -53,10 +61,15 @@ def build_models(config: Config, num_videos: int) -> Models:
     return Models(config, Embedder(net), Generator(net), Discriminator(net, max(num_videos, 1)))
 
 
-def _state_dict(models: Models) -> dict[str, torch.Tensor]:
+def _state_dict(models: Models, with_training_weights: bool) -> dict[str, torch.Tensor]:
+    avg = models.averaged
+    modules = [("embedder", avg.embedder if avg else models.embedder),
+               ("generator", avg.generator if avg else models.generator),
+               ("discriminator", models.discriminator)]
+    if avg is not None and with_training_weights:
+        modules += [(TRAIN_PREFIX + "embedder", models.embedder), (TRAIN_PREFIX + "generator", models.generator)]
     out: dict[str, torch.Tensor] = {}
-    for prefix, module in (("embedder", models.embedder), ("generator", models.generator),
-                           ("discriminator", models.discriminator)):
+    for prefix, module in modules:
         for k, v in module.state_dict().items():
             out[f"{prefix}.{k}"] = v.detach().cpu().contiguous()
     if models.psi is not None:
@@ -66,10 +79,13 @@ def _state_dict(models: Models) -> dict[str, torch.Tensor]:
 
 def save_checkpoint(path: Path, models: Models, state: CheckpointState, *,
                     optimizers: dict[str, torch.optim.Optimizer] | None = None, half: bool = False) -> Path:
-    """Write ``path`` (a .safetensors file) atomically, and ``optimizer.pt`` beside it if given."""
+    """Write ``path`` (a .safetensors file) atomically, and ``optimizer.pt`` beside it if given.
+
+    ``half``: the compact copy (fp16; with an average, only the averaged embedder and generator).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = _state_dict(models)
+    tensors = _state_dict(models, with_training_weights=not half)
     if half:
         tensors = {k: (v.half() if v.is_floating_point() else v) for k, v in tensors.items()}
     meta = {
@@ -107,8 +123,14 @@ def read_metadata(path: Path) -> dict[str, str]:
     return meta
 
 
-def load_checkpoint(path: Path, config: Config | None = None) -> tuple[Models, CheckpointState]:
-    """Rebuild the modules from a checkpoint. ``config``, when given, must match its architecture."""
+def load_checkpoint(path: Path, config: Config | None = None, *,
+                    for_training: bool = False) -> tuple[Models, CheckpointState]:
+    """Rebuild the modules from a checkpoint. ``config``, when given, must match its architecture.
+
+    The embedder and generator are the averaged weights where the checkpoint has an average (what
+    ships). ``for_training``: the optimiser's own weights instead, with the average in
+    ``models.averaged`` (None when the checkpoint holds no separate training weights).
+    """
     path = Path(path)
     meta = read_metadata(path)
     try:
@@ -129,16 +151,24 @@ def load_checkpoint(path: Path, config: Config | None = None) -> tuple[Models, C
     models = build_models(cfg, num_videos)
     for prefix, module in (("embedder", models.embedder), ("generator", models.generator),
                            ("discriminator", models.discriminator)):
-        sub = {k[len(prefix) + 1:]: v.float() if v.is_floating_point() else v
-               for k, v in tensors.items() if k.startswith(prefix + ".")}
-        try:
-            module.load_state_dict(sub, strict=True)
-        except RuntimeError as exc:
-            raise CheckpointError(f"{path}: the {prefix} weights do not fit the architecture of its config "
-                                  f"(another architecture?): {str(exc).splitlines()[0]}") from exc
+        _load_module(path, module, tensors, prefix)
+    if for_training and any(k.startswith(TRAIN_PREFIX) for k in tensors):
+        models.averaged = Averaged.copy_of(models.embedder, models.generator)
+        for prefix, module in (("embedder", models.embedder), ("generator", models.generator)):
+            _load_module(path, module, tensors, TRAIN_PREFIX + prefix)
     if "personal.psi" in tensors:
         models.psi = tensors["personal.psi"].float()
     return models, state
+
+
+def _load_module(path: Path, module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str) -> None:
+    sub = {k[len(prefix) + 1:]: v.float() if v.is_floating_point() else v
+           for k, v in tensors.items() if k.startswith(prefix + ".")}
+    try:
+        module.load_state_dict(sub, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: the {prefix} weights do not fit the architecture of its config "
+                              f"(another architecture?): {str(exc).splitlines()[0]}") from exc
 
 
 def load_optimizers(path: Path, optimizers: dict[str, torch.optim.Optimizer]) -> bool:

@@ -123,6 +123,9 @@ class TrainConfig:
     flip_prob: float = 0.5
     color_jitter: float = 0.1
     num_workers: int = 0  # threads building the coming steps' batches (training.prefetch); 0: inline
+    # Exponential moving average of the embedder's and generator's weights (training/averaging.py):
+    # 0 = off; e.g. 0.999 averages over the last ~1,000 steps. Checkpoints then ship the average.
+    ema_decay: float = 0.0
 
     def validate(self) -> None:
         if not 1 <= self.k_shots <= 32:
@@ -131,6 +134,8 @@ class TrainConfig:
             raise ConfigError("train.batch_size >= 1, steps >= 0, d_steps >= 0")
         if self.lr_projection_scale <= 0:
             raise ConfigError("train.lr_projection_scale must be > 0")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
 
 
 @dataclass

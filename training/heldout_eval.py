@@ -4,9 +4,12 @@
 
 For each held-out prepared video: K shots evenly spaced over its first quarter, targets evenly
 spaced over its second half (the quality protocol's frame choice, on the prepared crops), rendered
-in PyTorch from the mean embedding. Prints mean L1 and PSNR against the real crops, and how far
-the AdaIN parameters psi = P e differ between people (their std across videos, averaged over
-parameters): ~0 means the generator ignores identity. Minutes on a CPU, against bench/quality.py's
+in PyTorch from the mean embedding. Prints mean L1, PSNR and SSIM against the real crops (and the
+SSIM of ``nearest``, the unchanged shot closest in landmarks: the quality benchmark's first bar),
+and how far the AdaIN parameters psi = P e differ between people (their std across videos,
+averaged over parameters): ~0 means the generator ignores identity. ``--raw``: score the
+optimiser's own weights of a checkpoint that also holds a weight average (training/averaging.py)
+instead of the average that ships. Minutes on a CPU, against bench/quality.py's
 tens of minutes; GAN training is not monotonic, so compare checkpoints with it before shipping.
 
 ``--finetune 100,200,400``: instead, how few-shot fine-tuning (:func:`training.finetune.finetune`
@@ -37,6 +40,8 @@ class HeldoutScore:
     step: int
     l1: float
     psnr: float
+    ssim: float
+    nearest_ssim: float
     psi_spread: float
     videos: int
 
@@ -64,21 +69,31 @@ def _l1_psnr(out: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
     return {"l1": float((out - real).abs().mean()), "psnr": float((10 * torch.log10(1 / mse)).mean())}
 
 
+def _nearest_shot(shot_lm: torch.Tensor, target_lm: torch.Tensor) -> torch.Tensor:
+    """For each target, the index of the shot whose landmarks are closest (mean squared distance)."""
+    return ((shot_lm[None] - target_lm[:, None]) ** 2).sum(-1).mean(-1).argmin(1)
+
+
 @torch.no_grad()
-def evaluate(checkpoint: Path, roots: list[Path], names: tuple[str, ...], k: int = 8, targets: int = 10) -> HeldoutScore:
-    models, state = load_checkpoint(checkpoint)
+def evaluate(checkpoint: Path, roots: list[Path], names: tuple[str, ...], k: int = 8, targets: int = 10,
+             raw: bool = False) -> HeldoutScore:
+    models, state = load_checkpoint(checkpoint, for_training=raw)
+    if raw and models.averaged is None:
+        raise TrainingError(f"--raw: {checkpoint} holds no separate training weights (no weight average)")
     E, G = models.embedder.eval(), models.generator.eval()
-    l1, psnr, psis = [], [], []
+    rows, nearest, psis = [], [], []
     for it in _held_out_items(roots, names):
         shots, tgt = _frame_choice(it.num_frames, k, targets)
         lms = torch.from_numpy(it.landmarks)
-        e = E(_frames(it.folder, shots), lms[shots]).mean(0, keepdim=True)
+        shot_img, real = _frames(it.folder, shots), _frames(it.folder, tgt)
+        e = E(shot_img, lms[shots]).mean(0, keepdim=True)
         psis.append(G.project(e))
-        scores = _l1_psnr(G(lms[tgt], e.expand(len(tgt), -1)), _frames(it.folder, tgt))
-        l1.append(scores["l1"])
-        psnr.append(scores["psnr"])
+        rows.append(_image_scores(G(lms[tgt], e.expand(len(tgt), -1)), real))
+        nearest.append(_image_scores(shot_img[_nearest_shot(lms[shots], lms[tgt])], real)["ssim"])
     spread = float(torch.cat(psis).std(0).mean()) if len(psis) > 1 else 0.0
-    return HeldoutScore(str(checkpoint), state.step, float(np.mean(l1)), float(np.mean(psnr)), spread, len(psis))
+    mean = {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
+    return HeldoutScore(str(checkpoint) + (" (raw)" if raw else ""), state.step, mean["l1"], mean["psnr"],
+                        mean["ssim"], float(np.mean(nearest)), spread, len(psis))
 
 
 def _image_scores(out: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
@@ -109,7 +124,7 @@ def finetune_curve(checkpoint: Path, roots: list[Path], names: tuple[str, ...], 
         shots, tgt = _frame_choice(it.num_frames, k, targets)
         lms = torch.from_numpy(it.landmarks)
         shot_img, shot_lm, real, tl = _frames(it.folder, shots), lms[shots], _frames(it.folder, tgt), lms[tgt]
-        nearest = ((shot_lm[None] - tl[:, None]) ** 2).sum(-1).mean(-1).argmin(1)
+        nearest = _nearest_shot(shot_lm, tl)
         with torch.no_grad():
             e = E(shot_img, shot_lm).mean(0, keepdim=True)
             outs = {"nearest": shot_img[nearest], "ours": G(tl, e.expand(len(tgt), -1))}
@@ -136,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--finetune", metavar="STEPS", help="comma-separated fine-tuning step counts (e.g. 100,200,400)")
     p.add_argument("--limit", type=int, help="at most this many held-out videos (with --finetune)")
+    p.add_argument("--raw", action="store_true",
+                   help="the optimiser's own weights instead of the weight average (checkpoints of runs with ema_decay)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -152,9 +169,9 @@ def main(argv: list[str] | None = None) -> int:
                 for method, sc in c.scores.items():
                     print(f"  {method:14s} L1 {sc['l1']:.4f}  PSNR {sc['psnr']:.2f} dB  SSIM {sc['ssim']:.4f}", flush=True)
                 continue
-            s = evaluate(ckpt, args.data, names, args.k)
+            s = evaluate(ckpt, args.data, names, args.k, raw=args.raw)
             print(f"{s.checkpoint}: step {s.step}, {s.videos} held-out videos, L1 {s.l1:.4f}, PSNR {s.psnr:.2f} dB, "
-                  f"psi spread {s.psi_spread:.4f}", flush=True)
+                  f"SSIM {s.ssim:.4f} (nearest shot {s.nearest_ssim:.4f}), psi spread {s.psi_spread:.4f}", flush=True)
     except (DatasetError, TrainingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

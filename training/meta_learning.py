@@ -4,7 +4,8 @@ Per episode: the embedder turns K frames (+ landmarks) of video i into e_hat (th
 per-frame vectors); the generator renders the target frame's landmarks with AdaIN parameters
 P e_hat; the embedder and generator (and W_i through the match loss) are updated on
 content + adversarial + feature-matching + embedding-match losses; then the discriminator is
-updated ``d_steps`` times on the hinge loss (the paper's two-time-scale rule).
+updated ``d_steps`` times on the hinge loss (the paper's two-time-scale rule). With
+``train.ema_decay`` > 0 an average of the embedder's and generator's weights follows each update.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .averaging import Averaged
 from .checkpoint import Models
 from .config import Config
 from .losses import (ContentLoss, adversarial_g_loss, embedding_match_loss, feature_matching_loss,
@@ -62,6 +64,10 @@ class MetaLearner:
         groups.append({"params": [disc.W]})  # W_i also learns from the embedding-match loss
         self.opt_g = torch.optim.Adam(groups, lr=t.lr_gen, betas=t.betas)
         self.opt_d = torch.optim.Adam(disc.parameters(), lr=t.lr_disc, betas=t.betas)
+        if t.ema_decay > 0 and models.averaged is None:  # a fresh run, or --init from a compact copy
+            models.averaged = Averaged.copy_of(models.embedder, models.generator)
+        if models.averaged is not None:
+            models.averaged.to(device)
 
     @property
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -88,6 +94,8 @@ class MetaLearner:
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
+        if self.models.averaged is not None and self.config.train.ema_decay > 0:
+            self.models.averaged.update(self.models.embedder, self.models.generator, self.config.train.ema_decay)
 
         # Discriminator updates.
         fake_d = fake.detach()

@@ -8,9 +8,12 @@ checkpoint left it (episodes depend only on seed and step). Several processes: l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,9 +79,9 @@ def train(config: Config, opts: RunOptions) -> Path:
                              augmentation=Augmentation(t.flip_prob, t.color_jitter),
                              skip_short=opts.skip_short, holdout=opts.holdout)
     if opts.resume:
-        models, state = load_checkpoint(ckpt_path, config)
+        models, state = load_checkpoint(ckpt_path, config, for_training=True)
     elif opts.init is not None:  # weights (e.g. the repo's compact checkpoint), fresh optimizer; steps count on
-        models, state = load_checkpoint(opts.init, config)
+        models, state = load_checkpoint(opts.init, config, for_training=True)
     else:
         models, state = build_models(config, len(dataset)), CheckpointState()
     if state.videos and state.videos != dataset.names:
@@ -110,11 +113,11 @@ def train(config: Config, opts: RunOptions) -> Path:
     batches = BatchPrefetcher(lambda s: _batch(dataset, t.seed, s, t.batch_size, rank), range(start, total),
                               t.num_workers)
     bar = tqdm(batches, initial=start, total=total, disable=not main or opts.quiet, desc="meta-learning", unit="step")
-    with batches:
+    with batches, _stop_requests() as stop:
         for step, batch in bar:
             result = learner.step(batch)
             state.step = step + 1
-            out_of_time = _out_of_time(opts.max_minutes, t0, world, device)
+            out_of_time = _should_stop(opts.max_minutes, t0, stop.is_set(), world, device)
             if main:
                 if state.step % t.log_every == 0 or state.step == total:
                     metrics.log({"step": state.step, "seconds": round(time.time() - t0, 2), **result.losses})
@@ -127,7 +130,8 @@ def train(config: Config, opts: RunOptions) -> Path:
                     _save(models, state, learner, opts)
             if out_of_time:
                 if main:
-                    log.warning("--max-minutes %g reached at step %d; checkpoint written", opts.max_minutes, state.step)
+                    why = "stop requested (SIGINT/SIGTERM)" if stop.is_set() else f"--max-minutes {opts.max_minutes:g} reached"
+                    log.warning("%s at step %d; checkpoint written (continue with --resume)", why, state.step)
                 break
     if main and state.step == start:  # nothing to do: still leave a checkpoint
         _save(models, state, learner, opts)
@@ -138,11 +142,37 @@ def train(config: Config, opts: RunOptions) -> Path:
     return ckpt_path
 
 
-def _out_of_time(max_minutes: float | None, t0: float, world: int, device: torch.device) -> bool:
-    """Whether --max-minutes has passed; with several processes, rank 0's clock decides for all."""
-    if max_minutes is None:
-        return False
-    stop = time.time() - t0 > 60 * max_minutes
+@contextlib.contextmanager
+def _stop_requests():
+    """Ctrl-C or SIGTERM during training: finish the current step, write a checkpoint, stop.
+
+    Yields an event that is set once a signal arrives; a second signal interrupts at once. Outside
+    the main thread (where handlers cannot be installed) the event is never set.
+    """
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        log.warning("signal %d: stopping after this step with a checkpoint (again to interrupt at once)", signum)
+        stop.set()
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _should_stop(max_minutes: float | None, t0: float, requested: bool, world: int, device: torch.device) -> bool:
+    """Whether --max-minutes has passed or a stop was requested; with several processes, rank 0 decides for all."""
+    stop = requested or (max_minutes is not None and time.time() - t0 > 60 * max_minutes)
     if world > 1:
         flag = torch.tensor([int(stop)], device=device)
         dist.broadcast(flag, 0)

@@ -1,4 +1,4 @@
-"""Fixtures for the training tests: a small prepared dataset made from real clips."""
+"""Fixtures for the training tests: small prepared datasets, made from real clips or synthetic."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,3 +24,11 @@ def real_prepared(tmp_path_factory) -> Path:
     rc = prepare([str(clips), str(out), "--resolution", "64", "--workers", "1", "--limit-frames", "40"])
     assert rc in (0, None)
     return out
+
+
+@pytest.fixture(scope="session")
+def synthetic(tmp_path_factory) -> Path:
+    """Three synthetic prepared videos of 12 frames at 64x64 (fast, for the loop's mechanics)."""
+    from .synthetic import make_prepared_dataset
+
+    return make_prepared_dataset(tmp_path_factory.mktemp("synthetic"), videos=3, frames=12, resolution=64)

@@ -18,14 +18,7 @@ from training.finetune import FinetuneConfig, finetune
 from training.meta_learning import MetaLearner, embed_episode
 from training.train import RunOptions, train
 
-from .synthetic import make_prepared_dataset
-
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def synthetic(tmp_path_factory) -> Path:
-    return make_prepared_dataset(tmp_path_factory.mktemp("synthetic"), videos=3, frames=12, resolution=64)
 
 
 def _tiny(steps: int = 4):
@@ -175,6 +168,35 @@ def test_max_minutes_stops_with_a_checkpoint(synthetic: Path, tmp_path: Path) ->
     assert state.step == 1
 
 
+def test_sigint_stops_a_real_run_with_a_resumable_checkpoint(synthetic: Path, tmp_path: Path) -> None:
+    """Ctrl-C on `python -m training.train`: the step finishes, a checkpoint is written, exit 0."""
+    import signal
+    import time
+
+    cfg_file = tmp_path / "cfg.json"
+    cfg_file.write_text(json.dumps({"size": "tiny", "train": {"k_shots": 2, "log_every": 1,
+                                                               "checkpoint_every": 100000}}))
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "training.train", "--config", str(cfg_file), "--data", str(synthetic),
+           "--out", str(out), "--steps", "100000", "--device", "cpu", "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not ((out / "metrics.csv").is_file() and len((out / "metrics.csv").read_text().splitlines()) > 2):
+            assert proc.poll() is None and time.time() < deadline, "the run did not start logging steps"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    assert "stop requested" in err
+    _, state = load_checkpoint(out / "checkpoint.safetensors")
+    assert 2 <= state.step < 100000
+    assert (out / "optimizer.pt").is_file()  # resumable
+
+
 def test_projection_learning_rate_scale_makes_its_own_group() -> None:
     cfg = _tiny()
     cfg.train.lr_projection_scale = 10.0
@@ -198,6 +220,9 @@ def test_heldout_eval_scores_checkpoints_on_named_videos(real_prepared: Path, tm
     score = evaluate(ckpt, [real_prepared], names, k=2, targets=3)
     assert score.step == 7 and score.videos == 2
     assert 0 < score.l1 < 2 and 0 < score.psnr < 60 and score.psi_spread > 0
+    assert -1 < score.ssim < 1 and score.nearest_ssim > score.ssim + 0.2  # a real frame beats an untrained model
+    with pytest.raises(TrainingError, match="no weight average"):
+        evaluate(ckpt, [real_prepared], names, k=2, targets=3, raw=True)
     (tmp_path / "holdout.txt").write_text("nobody\n")
     assert heldout_main([str(ckpt), "--data", str(real_prepared), "--holdout-file", str(tmp_path / "holdout.txt")]) == 2
     assert "none of the held-out videos" in capsys.readouterr().err
