@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ConfigError
+from .precision import PRECISIONS
 
 # iBUG-68 face parts, each a polyline over landmark indices; closed parts wrap around.
 FACE_PARTS: tuple[tuple[str, tuple[int, ...], bool], ...] = (
@@ -126,10 +127,9 @@ class TrainConfig:
     # Exponential moving average of the embedder's and generator's weights (training/averaging.py):
     # 0 = off; e.g. 0.999 averages over the last ~1,000 steps. Checkpoints then ship the average.
     ema_decay: float = 0.0
-    # Speed on CPUs with AVX-512 BF16 (and on GPUs): "bf16" runs the networks' forward passes under
-    # torch.autocast (weights, optimiser and losses stay fp32); channels_last lays activations out
-    # NHWC, which oneDNN's convolutions prefer. Measured here on the lite embedder (forward and
-    # backward, 1 thread): fp32 1.67 s, bf16 1.06 s, bf16 + channels_last 0.67 s.
+    # Speed (training/precision.py; bench/train_speed.py measures it): "bf16" runs the forward passes
+    # under torch.autocast (weights, optimiser and losses stay fp32); channels_last lays activations
+    # out NHWC, which oneDNN's convolutions prefer.
     precision: Literal["fp32", "bf16"] = "fp32"
     channels_last: bool = False
 
@@ -140,8 +140,8 @@ class TrainConfig:
             raise ConfigError("train.batch_size >= 1, steps >= 0, d_steps >= 0")
         if self.lr_projection_scale <= 0:
             raise ConfigError("train.lr_projection_scale must be > 0")
-        if self.precision not in ("fp32", "bf16"):
-            raise ConfigError(f"train.precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"train.precision must be one of {PRECISIONS}, got {self.precision!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
 

@@ -9,7 +9,6 @@ updated ``d_steps`` times on the hinge loss (the paper's two-time-scale rule). W
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +17,7 @@ from torch import nn
 from .averaging import Averaged
 from .checkpoint import Models
 from .config import Config
+from .precision import as_layout, autocast, lay_out, no_gradients
 from .losses import (ContentLoss, adversarial_g_loss, embedding_match_loss, feature_matching_loss,
                      hinge_d_loss)
 
@@ -49,13 +49,12 @@ class MetaLearner:
         self.device = device
         t = config.train
         wrap = wrap or (lambda m: m)
-        self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
-        for module in (models.embedder, models.generator, models.discriminator):
-            module.to(memory_format=self.memory_format)
+        lay_out((models.embedder, models.generator, models.discriminator), t.channels_last)
         self.E = wrap(models.embedder.to(device))
         self.G = wrap(models.generator.to(device))
         self.D = wrap(models.discriminator.to(device))
-        self.content = ContentLoss(config.loss).to(device, memory_format=self.memory_format)
+        self.content = ContentLoss(config.loss).to(device)
+        lay_out([self.content], t.channels_last)
         disc = models.discriminator
         projection = list(models.generator.projection.parameters())
         if t.lr_projection_scale == 1.0:  # two groups, as runs before the option had (--resume keeps working)
@@ -77,55 +76,43 @@ class MetaLearner:
         # Under DDP the set of parameters that get gradients must not change, so all keep them there.
         self._frozen_in_g_step = [] if self.D is not disc else [p for p in disc.parameters() if p is not disc.W]
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        """bf16 autocast for the forward passes when the config asks for it."""
-        if self.config.train.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    def _to_device(self, value: torch.Tensor) -> torch.Tensor:
-        value = value.to(self.device)
-        return value.contiguous(memory_format=self.memory_format) if value.dim() == 4 else value
-
     @property
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"gen": self.opt_g, "disc": self.opt_d}
 
     def step(self, batch: dict[str, torch.Tensor]) -> StepResult:
         w = self.config.loss
-        batch = {k: self._to_device(v) for k, v in batch.items()}
+        t = self.config.train
+        batch = {k: as_layout(v.to(self.device), t.channels_last) for k, v in batch.items()}
         real, lm, vid = batch["target_image"], batch["target_landmarks"], batch["video_index"]
         for m in (self.E, self.G, self.D):
             m.train()
 
         # Embedder + generator update (forward passes under autocast where enabled; losses in fp32).
-        for p in self._frozen_in_g_step:
-            p.requires_grad_(False)
-        with self._autocast():
-            identity = embed_episode(self.E, batch["shots_image"], batch["shots_landmarks"]).float()
-            fake = self.G(lm, identity).float()
-            fake_score, fake_feats = self.D(fake, lm, vid)
-            with torch.no_grad():
-                _, real_feats = self.D(real, lm, vid)
-            l_content = self.content(fake, real).float()
-        l_adv = adversarial_g_loss(fake_score.float())
-        l_fm = feature_matching_loss([f.float() for f in fake_feats], [f.float() for f in real_feats])
-        l_match = embedding_match_loss(identity, self.models.discriminator.W[vid])
-        loss_g = l_content + w.w_adv * l_adv + w.w_fm * l_fm + w.w_match * l_match
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
+        with no_gradients(self._frozen_in_g_step):
+            with autocast(self.device, t.precision):
+                identity = embed_episode(self.E, batch["shots_image"], batch["shots_landmarks"]).float()
+                fake = self.G(lm, identity).float()
+                fake_score, fake_feats = self.D(fake, lm, vid)
+                with torch.no_grad():
+                    _, real_feats = self.D(real, lm, vid)
+                l_content = self.content(fake, real).float()
+            l_adv = adversarial_g_loss(fake_score.float())
+            l_fm = feature_matching_loss([f.float() for f in fake_feats], [f.float() for f in real_feats])
+            l_match = embedding_match_loss(identity, self.models.discriminator.W[vid])
+            loss_g = l_content + w.w_adv * l_adv + w.w_fm * l_fm + w.w_match * l_match
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
         self.opt_g.step()
-        for p in self._frozen_in_g_step:
-            p.requires_grad_(True)
-        if self.models.averaged is not None and self.config.train.ema_decay > 0:
-            self.models.averaged.update(self.models.embedder, self.models.generator, self.config.train.ema_decay)
+        if self.models.averaged is not None and t.ema_decay > 0:
+            self.models.averaged.update(self.models.embedder, self.models.generator, t.ema_decay)
 
         # Discriminator updates.
         fake_d = fake.detach()
         l_d = torch.zeros((), device=self.device)
         real_score = torch.zeros(1)
-        for _ in range(self.config.train.d_steps):
-            with self._autocast():
+        for _ in range(t.d_steps):
+            with autocast(self.device, t.precision):
                 real_score, _ = self.D(real, lm, vid)
                 fscore, _ = self.D(fake_d, lm, vid)
             real_score = real_score.float()

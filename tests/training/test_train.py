@@ -114,14 +114,16 @@ def test_bad_inputs_get_clear_errors(synthetic: Path, tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "junk.safetensors")
 
 
-def test_finetune_personalises_and_lowers_loss(synthetic: Path) -> None:
+@pytest.mark.parametrize("precision,channels_last", [("fp32", False), ("bf16", True)])
+def test_finetune_personalises_and_lowers_loss(synthetic: Path, precision: str, channels_last: bool) -> None:
     cfg = _tiny()
     ds = EpisodeDataset([synthetic], 4, 64)
     models = build_models(cfg, len(ds))
     b = ds.batch(0, 0, 1)
     seen: list[int] = []
     tuned, hist = finetune(models, b["shots_image"][0], b["shots_landmarks"][0],
-                           FinetuneConfig(steps=25, lr_gen=1e-3, lr_psi=1e-2, batch_size=4),
+                           FinetuneConfig(steps=25, lr_gen=1e-3, lr_psi=1e-2, batch_size=4, precision=precision,
+                                          channels_last=channels_last),
                            on_step=lambda step, gen, psi: seen.append(step) or gen.training)
     assert seen == list(range(1, 26))
     assert tuned.psi is not None and tuned.psi.shape == (1, models.generator.num_adain_params)
