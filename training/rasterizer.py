@@ -69,6 +69,12 @@ class LandmarkRasterizer(nn.Module):
         return NUM_PARTS
 
     def forward(self, landmarks: torch.Tensor) -> torch.Tensor:
+        # Always in fp32, also inside a bf16 autocast region (training/precision.py): bf16 sample
+        # points would snap the lines to a grid of up to half a pixel.
+        with torch.autocast(landmarks.device.type, enabled=False):
+            return self._draw(landmarks.float())
+
+    def _draw(self, landmarks: torch.Tensor) -> torch.Tensor:
         # [B, 68, 2] -> sample points [B, parts, K, 2]
         pts = torch.einsum("ckl,bld->bckd", self.weights, landmarks)
         px = pts[..., 0:1]  # [B, C, K, 1]

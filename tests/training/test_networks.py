@@ -60,3 +60,14 @@ def test_rasteriser_is_deterministic_and_batched() -> None:
     assert torch.equal(a[0], b[0])
     assert torch.equal(rast(lm), a)
     assert not torch.equal(b[0], b[1])
+
+
+def test_rasteriser_stays_fp32_under_bf16_autocast() -> None:
+    """bf16 training (training/precision.py) must see the same conditioning image as the fp32 graphs."""
+    raster = LandmarkRasterizer(64, RasterConfig(sigma=0.8))
+    lms = torch.from_numpy(template_landmarks())[None] * 0.97 + 0.013
+    exact = raster(lms)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = raster(lms)
+    assert under_autocast.dtype == torch.float32
+    assert torch.equal(exact, under_autocast)
