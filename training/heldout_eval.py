@@ -9,7 +9,8 @@ SSIM of ``nearest``, the unchanged shot closest in landmarks: the quality benchm
 and how far the AdaIN parameters psi = P e differ between people (their std across videos,
 averaged over parameters): ~0 means the generator ignores identity. ``--raw``: score the
 optimiser's own weights of a checkpoint that also holds a weight average (training/averaging.py)
-instead of the average that ships. Minutes on a CPU, against bench/quality.py's
+instead of the average that ships. ``--grid DIR``: also a PNG per checkpoint, one row per
+held-out video (its middle target): nearest shot | real frame | rendered. Minutes on a CPU, against bench/quality.py's
 tens of minutes; GAN training is not monotonic, so compare checkpoints with it before shipping.
 
 ``--finetune 100,200,400``: instead, how few-shot fine-tuning (:func:`training.finetune.finetune`
@@ -76,20 +77,30 @@ def _nearest_shot(shot_lm: torch.Tensor, target_lm: torch.Tensor) -> torch.Tenso
 
 @torch.no_grad()
 def evaluate(checkpoint: Path, roots: list[Path], names: tuple[str, ...], k: int = 8, targets: int = 10,
-             raw: bool = False) -> HeldoutScore:
+             raw: bool = False, grid: Path | None = None) -> HeldoutScore:
     models, state = load_checkpoint(checkpoint, for_training=raw)
     if raw and models.averaged is None:
         raise TrainingError(f"--raw: {checkpoint} holds no separate training weights (no weight average)")
     E, G = models.embedder.eval(), models.generator.eval()
-    rows, nearest, psis = [], [], []
+    rows, nearest, psis, pictures = [], [], [], []
     for it in _held_out_items(roots, names):
         shots, tgt = _frame_choice(it.num_frames, k, targets)
         lms = torch.from_numpy(it.landmarks)
         shot_img, real = _frames(it.folder, shots), _frames(it.folder, tgt)
         e = E(shot_img, lms[shots]).mean(0, keepdim=True)
         psis.append(G.project(e))
-        rows.append(_image_scores(G(lms[tgt], e.expand(len(tgt), -1)), real))
-        nearest.append(_image_scores(shot_img[_nearest_shot(lms[shots], lms[tgt])], real)["ssim"])
+        out = G(lms[tgt], e.expand(len(tgt), -1))
+        closest = shot_img[_nearest_shot(lms[shots], lms[tgt])]
+        rows.append(_image_scores(out, real))
+        nearest.append(_image_scores(closest, real)["ssim"])
+        middle = len(tgt) // 2
+        pictures.append(torch.stack([closest[middle], real[middle], out[middle]]))
+    if grid is not None:
+        from .run_dir import write_grid
+
+        grid.mkdir(parents=True, exist_ok=True)
+        columns = list(torch.stack(pictures).unbind(1))  # nearest | real | ours, one row per video
+        write_grid(grid / f"heldout_step{state.step}{'_raw' if raw else ''}.png", columns, max_rows=len(pictures))
     spread = float(torch.cat(psis).std(0).mean()) if len(psis) > 1 else 0.0
     mean = {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
     return HeldoutScore(str(checkpoint) + (" (raw)" if raw else ""), state.step, mean["l1"], mean["psnr"],
@@ -151,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--finetune", metavar="STEPS", help="comma-separated fine-tuning step counts (e.g. 100,200,400)")
     p.add_argument("--limit", type=int, help="at most this many held-out videos (with --finetune)")
+    p.add_argument("--grid", type=Path, metavar="DIR", help="also write nearest | real | rendered PNGs here")
     p.add_argument("--raw", action="store_true",
                    help="the optimiser's own weights instead of the weight average (checkpoints of runs with ema_decay)")
     args = p.parse_args(argv)
@@ -169,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                 for method, sc in c.scores.items():
                     print(f"  {method:14s} L1 {sc['l1']:.4f}  PSNR {sc['psnr']:.2f} dB  SSIM {sc['ssim']:.4f}", flush=True)
                 continue
-            s = evaluate(ckpt, args.data, names, args.k, raw=args.raw)
+            s = evaluate(ckpt, args.data, names, args.k, raw=args.raw, grid=args.grid)
             print(f"{s.checkpoint}: step {s.step}, {s.videos} held-out videos, L1 {s.l1:.4f}, PSNR {s.psnr:.2f} dB, "
                   f"SSIM {s.ssim:.4f} (nearest shot {s.nearest_ssim:.4f}), psi spread {s.psi_spread:.4f}", flush=True)
     except (DatasetError, TrainingError) as exc:

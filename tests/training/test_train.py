@@ -222,8 +222,12 @@ def test_heldout_eval_scores_checkpoints_on_named_videos(real_prepared: Path, tm
     torch.manual_seed(0)
     ckpt = save_checkpoint(tmp_path / "c.safetensors", build_models(_tiny(), 2), CheckpointState(step=7))
     names = tuple(p.name for p in sorted(real_prepared.iterdir()) if p.is_dir())
-    score = evaluate(ckpt, [real_prepared], names, k=2, targets=3)
+    score = evaluate(ckpt, [real_prepared], names, k=2, targets=3, grid=tmp_path / "grids")
     assert score.step == 7 and score.videos == 2
+    from PIL import Image
+
+    with Image.open(tmp_path / "grids" / "heldout_step7.png") as im:
+        assert im.size == (3 * 64, 2 * 64)  # nearest | real | rendered, one row per video
     assert 0 < score.l1 < 2 and 0 < score.psnr < 60 and score.psi_spread > 0
     assert -1 < score.ssim < 1 and score.nearest_ssim > score.ssim + 0.2  # a real frame beats an untrained model
     with pytest.raises(TrainingError, match="no weight average"):
