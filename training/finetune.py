@@ -82,11 +82,12 @@ def finetune(models: Models, shots_image: torch.Tensor, shots_landmarks: torch.T
     G.train()
     D.train()
     zero_index = torch.zeros(1, dtype=torch.long, device=device)
+    disc_params = list(D.parameters()) + [w_prime]
     for step in tqdm(range(1, cfg.steps + 1), desc="fine-tuning", disable=not progress):
         idx = torch.as_tensor(rng.integers(0, images.shape[0], size=cfg.batch_size), device=device)
         real, lm = images[idx], lms[idx]
         # The discriminator's gradients from the generator's loss would be thrown away: none are taken.
-        with no_gradients(list(D.parameters()) + [w_prime]):
+        with no_gradients(disc_params):
             with autocast(device, cfg.precision):
                 fake = G.synthesize(lm, psi).float()
                 loss = content(fake, real).float()

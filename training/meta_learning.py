@@ -67,7 +67,9 @@ class MetaLearner:
         groups.append({"params": [disc.W]})  # W_i also learns from the embedding-match loss
         self.opt_g = torch.optim.Adam(groups, lr=t.lr_gen, betas=t.betas)
         self.opt_d = torch.optim.Adam(disc.parameters(), lr=t.lr_disc, betas=t.betas)
-        if t.ema_decay > 0 and models.averaged is None:  # a fresh run, or --init from a compact copy
+        if t.ema_decay == 0:  # no average (or a resumed one the config turns off: it would go stale)
+            models.averaged = None
+        elif models.averaged is None:  # a fresh run, or --init from a compact copy
             models.averaged = Averaged.copy_of(models.embedder, models.generator)
         if models.averaged is not None:
             models.averaged.to(device)
@@ -104,7 +106,7 @@ class MetaLearner:
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
         self.opt_g.step()
-        if self.models.averaged is not None and t.ema_decay > 0:
+        if self.models.averaged is not None:
             self.models.averaged.update(self.models.embedder, self.models.generator, t.ema_decay)
 
         # Discriminator updates.

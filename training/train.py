@@ -117,7 +117,7 @@ def train(config: Config, opts: RunOptions) -> Path:
         for step, batch in bar:
             result = learner.step(batch)
             state.step = step + 1
-            out_of_time = _should_stop(opts.max_minutes, t0, stop.is_set(), world, device)
+            stop_now = _should_stop(opts.max_minutes, t0, stop.is_set(), world, device)
             if main:
                 if state.step % t.log_every == 0 or state.step == total:
                     metrics.log({"step": state.step, "seconds": round(time.time() - t0, 2), **result.losses})
@@ -125,10 +125,10 @@ def train(config: Config, opts: RunOptions) -> Path:
                 if state.step % t.sample_every == 0 or state.step == total:
                     write_grid(opts.out / "samples" / f"step_{state.step:07d}.png",
                                [result.shot, result.real, result.fake])
-                if state.step % t.checkpoint_every == 0 or state.step == total or out_of_time:
+                if state.step % t.checkpoint_every == 0 or state.step == total or stop_now:
                     state.extra["train_seconds"] = round(seconds_before + time.time() - t0, 1)
                     _save(models, state, learner, opts)
-            if out_of_time:
+            if stop_now:
                 if main:
                     why = "stop requested (SIGINT/SIGTERM)" if stop.is_set() else f"--max-minutes {opts.max_minutes:g} reached"
                     log.warning("%s at step %d; checkpoint written (continue with --resume)", why, state.step)
