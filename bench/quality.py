@@ -53,6 +53,7 @@ if str(REPO) not in sys.path:
 
 from bench.quality_metrics import FaceAnalyzer, cosine, landmark_error, psnr, ssim  # noqa: E402
 from bench.quality_warp import warp_face  # noqa: E402
+from training.finetune_recipe import add_finetune_arguments, finetune_config_from_arguments  # noqa: E402
 
 VIDEO_EXTS = {".mp4", ".mov", ".mpg", ".mpeg", ".mkv", ".avi", ".webm", ".m4v"}
 METHODS = ("nearest", "warp", "ours", "ours_ft")
@@ -353,7 +354,6 @@ class Bench:
         import torch
 
         from training.checkpoint import load_checkpoint
-        from training.finetune import FinetuneConfig
 
         if self.args.threads > 0:
             torch.set_num_threads(self.args.threads)
@@ -364,8 +364,7 @@ class Bench:
         if state.kind != "meta":
             raise SystemExit(f"error: --checkpoint {path} is {state.kind}; fine-tuning needs a meta-learned one")
         self.ckpt_models = models
-        self.ft_config = FinetuneConfig(steps=self.args.ft_steps, precision=self.args.ft_precision,
-                                        channels_last=self.args.ft_channels_last)
+        self.ft_config = finetune_config_from_arguments(self.args, prefix="ft-")
         self.ckpt_info = {"path": str(path), "step": state.step, "size": models.config.size,
                           "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
 
@@ -608,6 +607,13 @@ def markdown_table(results: dict, metrics: tuple[str, ...], floor: dict | None) 
     return "\n".join(lines)
 
 
+def finetune_text(ft: dict) -> str:
+    """ours_ft's recipe in words, from results.json's protocol.finetune (a FinetuneConfig)."""
+    losses = "content + adversarial" if ft.get("use_discriminator", True) else "content loss only"
+    return (f"{ft['steps']} fine-tuning steps of {ft.get('batch_size', '?')} shots ({losses}; learning rates "
+            f"generator {ft.get('lr_gen', 0):g}, AdaIN {ft.get('lr_psi', 0):g}; {ft.get('precision', 'fp32')})")
+
+
 def protocol_text(doc: dict) -> str:
     p = doc["protocol"]
     ft = p["finetune"]
@@ -616,7 +622,7 @@ def protocol_text(doc: dict) -> str:
             f"{p['targets']['count']} targets each (evenly spaced over the last half); shots from the first 25% "
             f"of frames (K=1: first frame; K>1 evenly spaced); crop rule {p['crop']['rule']} at "
             f"{p['crop']['resolution']} px; landmarks: dlib detector on every frame used; "
-            f"ours_ft: {('%d fine-tuning steps' % ft['steps']) if ft else 'not run (no checkpoint)'}. "
+            f"ours_ft: {finetune_text(ft) if ft else 'not run (no checkpoint)'}. "
             f"LMK err: mean landmark distance / outer-eye-corner distance, detector on the output crop "
             f"(faces not found excluded, counted in 'no face'); CSIM: dlib 128-d descriptors, output vs real crop "
             f"(outputs with a face found; 'other person' = two different real people); "
@@ -642,10 +648,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--targets", type=int, default=20, help="targets per clip (default 20: the protocol)")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--checkpoint", type=Path, help="meta-learned checkpoint of the model, for ours_ft")
-    p.add_argument("--ft-steps", type=int, default=100, help="fine-tuning steps of ours_ft (default 100)")
-    p.add_argument("--ft-precision", choices=("fp32", "bf16"), default="fp32",
-                   help="ours_ft's forward passes in bf16 autocast (faster on AVX-512 BF16 CPUs; recorded)")
-    p.add_argument("--ft-channels-last", action="store_true", help="ours_ft with channels-last activations")
+    add_finetune_arguments(p.add_argument_group("ours_ft's fine-tuning recipe (recorded in results.json)"),
+                           prefix="ft-", steps=200)
     p.add_argument("--device", default="cpu", help="torch device for ours_ft (default cpu)")
     p.add_argument("--cross", type=Path, nargs="+", metavar="IMG", help="portraits to drive with the clips (cross-identity)")
     p.add_argument("--skip-self", action="store_true", help="only the cross-identity run")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -23,29 +22,11 @@ from tqdm import tqdm
 from .checkpoint import CheckpointState, Models, load_checkpoint, save_checkpoint
 from .errors import DatasetError, TrainingError
 from .losses import ContentLoss, adversarial_g_loss, feature_matching_loss, hinge_d_loss
-from .precision import PRECISIONS, Precision, as_layout, autocast, lay_out, no_gradients
+from .finetune_recipe import FinetuneConfig, add_finetune_arguments, finetune_config_from_arguments
+from .precision import as_layout, autocast, lay_out, no_gradients
 
 
 StepCallback = Callable[[int, torch.nn.Module, torch.Tensor], None]
-
-
-@dataclass
-class FinetuneConfig:
-    """Fine-tuning schedule (the paper's rates by default)."""
-
-    # 300 steps of 4 shots = 150 epochs over K = 8 shots. Held-out curve (heldout_eval --finetune, step
-    # 5,750 model, K = 8, 2 clips): SSIM 0.364 feed-forward -> 0.534 / 0.635 / 0.68 after 100 / 200
-    # / 300 steps, still rising on one clip (docs/model-card.md). bench/quality.py keeps its own
-    # fixed --ft-steps 100 so that its numbers compare across runs.
-    steps: int = 300
-    lr_gen: float = 5e-5
-    lr_psi: float = 5e-4  # the AdaIN parameters move further than the shared weights
-    lr_disc: float = 2e-4
-    batch_size: int = 4
-    seed: int = 0
-    use_discriminator: bool = True
-    precision: Precision = "fp32"  # "bf16": autocast forward passes (training/precision.py)
-    channels_last: bool = False
 
 
 def finetune(models: Models, shots_image: torch.Tensor, shots_landmarks: torch.Tensor,
@@ -167,11 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     src.add_argument("--data", type=Path, help="one prepared video folder (training.prepare output)")
     src.add_argument("--images", type=Path, nargs="+", help="photos of the person (landmarks detected)")
     p.add_argument("-k", "--shots", type=int, default=8, help="frames taken from --data (default 8)")
-    p.add_argument("--steps", type=int, default=FinetuneConfig.steps)
+    add_finetune_arguments(p)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="bf16: autocast forward passes, faster on CPUs with AVX-512 BF16 and on GPUs")
-    p.add_argument("--channels-last", action="store_true", help="NHWC activations (faster convolutions on CPU)")
     p.add_argument("--out", type=Path, required=True, help="personalised checkpoint to write")
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
@@ -186,10 +164,10 @@ def main(argv: list[str] | None = None) -> int:
             if not 1 <= len(args.images) <= 32:
                 raise TrainingError("give 1 to 32 images")
             images, lms = _load_image_shots(args.images, res)
-        ft = FinetuneConfig(steps=args.steps, precision=args.precision, channels_last=args.channels_last)
+        ft = finetune_config_from_arguments(args)
         tuned, hist = finetune(models, images, lms, ft, args.device, progress=True)
         state = CheckpointState(step=state.step, videos=state.videos, data=state.data, kind="personalised",
-                                extra={"finetune_steps": args.steps, "shots": int(images.shape[0]),
+                                extra={"finetune_steps": ft.steps, "shots": int(images.shape[0]),
                                        "final_l1": hist[-1]["l1"] if hist else None})
         save_checkpoint(args.out, tuned, state)
     except TrainingError as exc:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ from PIL import Image
 from .checkpoint import load_checkpoint
 from .dataset import find_items, read_name_list
 from .errors import DatasetError, TrainingError
-from .finetune import FinetuneConfig, finetune
+from .finetune import FinetuneConfig, add_finetune_arguments, finetune, finetune_config_from_arguments
 
 
 @dataclass
@@ -124,8 +124,12 @@ class FinetuneCurve:
 
 
 def finetune_curve(checkpoint: Path, roots: list[Path], names: tuple[str, ...], steps: list[int], k: int = 8,
-                   targets: int = 10, limit: int | None = None, log=print) -> FinetuneCurve:
-    """Held-out scores of nearest / feed-forward / fine-tuned for each of ``steps`` (one run per video)."""
+                   targets: int = 10, limit: int | None = None, log=print,
+                   config: FinetuneConfig | None = None) -> FinetuneCurve:
+    """Held-out scores of nearest / feed-forward / fine-tuned for each of ``steps`` (one run per video).
+
+    ``config``: the fine-tuning recipe (its ``steps`` is replaced by the largest of ``steps``).
+    """
     models, state = load_checkpoint(checkpoint)
     E, G = models.embedder.eval(), models.generator.eval()
     items = _held_out_items(roots, names, limit)
@@ -146,7 +150,8 @@ def finetune_curve(checkpoint: Path, roots: list[Path], names: tuple[str, ...], 
             if step in wanted:
                 per.setdefault(f"ours_ft@{step}", []).append(_image_scores(gen.synthesize(tl, psi), real))
 
-        finetune(models, shot_img, shot_lm, FinetuneConfig(steps=wanted[-1]), on_step=at_step)
+        recipe = replace(config or FinetuneConfig(), steps=wanted[-1])
+        finetune(models, shot_img, shot_lm, recipe, on_step=at_step)
         log(f"  {it.name}: " + ", ".join(f"{m} SSIM {v[-1]['ssim']:.3f}" for m, v in per.items()))
     scores = {m: {key: float(np.mean([r[key] for r in rows])) for key in rows[0]} for m, rows in per.items()}
     return FinetuneCurve(str(checkpoint), state.step, len(items), scores)
@@ -162,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--finetune", metavar="STEPS", help="comma-separated fine-tuning step counts (e.g. 100,200,400)")
     p.add_argument("--limit", type=int, help="at most this many held-out videos (with --finetune)")
+    recipe = p.add_argument_group("fine-tuning recipe (with --finetune)")
+    add_finetune_arguments(recipe, prefix="ft-", steps=None)
     p.add_argument("--grid", type=Path, metavar="DIR", help="also write nearest | real | rendered PNGs here")
     p.add_argument("--raw", action="store_true",
                    help="the optimiser's own weights instead of the weight average (checkpoints of runs with ema_decay)")
@@ -176,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
                 if min(steps) < 1:
                     raise DatasetError(f"--finetune: step counts must be >= 1, got {steps}")
                 c = finetune_curve(ckpt, args.data, names, steps, args.k, limit=args.limit,
-                                   log=lambda m: print(m, flush=True))
+                                   log=lambda m: print(m, flush=True),
+                                   config=finetune_config_from_arguments(args, prefix="ft-"))
                 print(f"{c.checkpoint}: step {c.step}, {c.videos} held-out videos, K = {args.k}")
                 for method, sc in c.scores.items():
                     print(f"  {method:14s} L1 {sc['l1']:.4f}  PSNR {sc['psnr']:.2f} dB  SSIM {sc['ssim']:.4f}", flush=True)

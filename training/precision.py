@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
-from torch import nn
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+# torch is imported where it is used: the names below are importable without it (argument parsing
+# of bench/quality.py, configs).
 
 Precision = Literal["fp32", "bf16"]
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
@@ -21,12 +25,16 @@ PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 
 def autocast(device: torch.device, precision: Precision) -> contextlib.AbstractContextManager:
     """bf16 autocast on ``device`` for ``"bf16"``; nothing for ``"fp32"``."""
+    import torch
+
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
 def memory_format(channels_last: bool) -> torch.memory_format:
+    import torch
+
     return torch.channels_last if channels_last else torch.contiguous_format
 
 

@@ -114,8 +114,9 @@ def test_bad_inputs_get_clear_errors(synthetic: Path, tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "junk.safetensors")
 
 
-@pytest.mark.parametrize("precision,channels_last", [("fp32", False), ("bf16", True)])
-def test_finetune_personalises_and_lowers_loss(synthetic: Path, precision: str, channels_last: bool) -> None:
+@pytest.mark.parametrize("precision,channels_last,adversarial", [("fp32", False, True), ("bf16", True, False)])
+def test_finetune_personalises_and_lowers_loss(synthetic: Path, precision: str, channels_last: bool,
+                                               adversarial: bool) -> None:
     cfg = _tiny()
     ds = EpisodeDataset([synthetic], 4, 64)
     models = build_models(cfg, len(ds))
@@ -123,9 +124,10 @@ def test_finetune_personalises_and_lowers_loss(synthetic: Path, precision: str, 
     seen: list[int] = []
     tuned, hist = finetune(models, b["shots_image"][0], b["shots_landmarks"][0],
                            FinetuneConfig(steps=25, lr_gen=1e-3, lr_psi=1e-2, batch_size=4, precision=precision,
-                                          channels_last=channels_last),
+                                          channels_last=channels_last, use_discriminator=adversarial),
                            on_step=lambda step, gen, psi: seen.append(step) or gen.training)
     assert seen == list(range(1, 26))
+    assert all(("loss_d" in h) == adversarial for h in hist)
     assert tuned.psi is not None and tuned.psi.shape == (1, models.generator.num_adain_params)
     first, last = sum(h["l1"] for h in hist[:3]) / 3, sum(h["l1"] for h in hist[-3:]) / 3
     assert last < first
