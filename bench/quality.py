@@ -53,6 +53,7 @@ if str(REPO) not in sys.path:
 
 from bench.quality_metrics import FaceAnalyzer, cosine, landmark_error, psnr, ssim  # noqa: E402
 from bench.quality_warp import warp_face  # noqa: E402
+from training.errors import TrainingError  # noqa: E402
 from training.finetune_recipe import add_finetune_arguments, finetune_config_from_arguments  # noqa: E402
 
 VIDEO_EXTS = {".mp4", ".mov", ".mpg", ".mpeg", ".mkv", ".avi", ".webm", ".m4v"}
@@ -648,6 +649,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--targets", type=int, default=20, help="targets per clip (default 20: the protocol)")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--checkpoint", type=Path, help="meta-learned checkpoint of the model, for ours_ft")
+    # ours_ft's steps are the bench's own fixed default (not training.finetune's), so that its
+    # numbers compare across runs; 100 until session 7, 200 with the faster recipe since.
     add_finetune_arguments(p.add_argument_group("ours_ft's fine-tuning recipe (recorded in results.json)"),
                            prefix="ft-", steps=200)
     p.add_argument("--device", default="cpu", help="torch device for ours_ft (default cpu)")
@@ -670,6 +673,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.names = (args.names or []) + read_names_file(args.names_file)
     if args.skip_self and not args.cross:
         p.error("--skip-self needs --cross")
+    try:
+        finetune_config_from_arguments(args, prefix="ft-")
+    except TrainingError as exc:
+        p.error(str(exc))
     return args
 
 

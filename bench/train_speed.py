@@ -81,7 +81,9 @@ def time_finetuning(config: Config, rounds: int, steps: int = 4) -> dict[tuple[s
         print(f"  fine-tuning round {i + 1}/{rounds}", file=sys.stderr)
         for precision, channels_last in SETTINGS:
             stamps: list[float] = []
-            cfg = FinetuneConfig(steps=steps + 1, precision=precision, channels_last=channels_last)
+            # With the discriminator (the paper's losses): the recipe docs/bench/train_speed.md timed.
+            cfg = FinetuneConfig(steps=steps + 1, precision=precision, channels_last=channels_last,
+                                 use_discriminator=True)
             finetune(models, shots, lms, cfg, on_step=lambda *_: stamps.append(time.perf_counter()))
             times[(precision, channels_last)] += [(b - a) * 1000 for a, b in zip(stamps, stamps[1:])]
     return {key: statistics.median(ts) for key, ts in times.items()}

@@ -1,9 +1,11 @@
 """Few-shot fine-tuning of a meta-learned model on K frames of a new person (paper, section 3.3).
 
 The identity e_hat (mean embedding of the K shots) initialises the generator's AdaIN parameters
-psi' = P e_hat, which are then trained directly along with the generator's weights; the
-discriminator's W_i is replaced by w' initialised from e_hat. The embedder is no longer needed:
-the result is a personalised checkpoint that renders from landmarks alone.
+psi' = P e_hat, which are then trained directly along with the generator's weights. With the
+adversarial losses on (``use_discriminator``, the paper's losses; off by default, see
+:class:`training.finetune_recipe.FinetuneConfig`) the discriminator is fine-tuned too, its W_i
+replaced by w' initialised from e_hat. The embedder is no longer needed: the result is a
+personalised checkpoint that renders from landmarks alone.
 
 ``python -m training.finetune --checkpoint CKPT (--data PREPARED_VIDEO | --images IMG ...) --out FILE``
 """

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from .errors import TrainingError
@@ -22,8 +23,9 @@ class FinetuneConfig:
     step-11,953 model, K = 8, bf16) it reaches SSIM 0.770 after 200 steps and 0.781 after 300 (the
     unchanged nearest shot: 0.775), against 0.752 after 200 at 4x the paper's rates and 0.737 for
     the paper's recipe (with the discriminator) at 4x its rates; a step costs about half as much
-    without the discriminator. ``use_discriminator=True`` is the paper's recipe (docs/model-card.md,
-    "Fine-tuning recipe").
+    without the discriminator. ``use_discriminator=True`` adds the paper's adversarial and
+    feature-matching losses; the paper's own recipe is that with ``lr_scale`` 0.1 (its rates) and
+    300 steps (docs/model-card.md, "Fine-tuning recipe").
     """
 
     steps: int = 200
@@ -51,8 +53,9 @@ def add_finetune_arguments(parser, prefix: str = "", steps: int | None = Finetun
                              f"parameters {base.lr_psi:g}, discriminator {base.lr_disc:g}) by this")
     parser.add_argument(f"--{prefix}adversarial", action=argparse.BooleanOptionalAction,
                         default=base.use_discriminator,
-                        help="fine-tune the discriminator too and add its losses (the paper's recipe; about "
-                             f"twice the cost per step; default {'on' if base.use_discriminator else 'off'})")
+                        help="fine-tune the discriminator too and add its adversarial and feature-matching "
+                             "losses (the paper's losses; about twice the cost per step; default "
+                             f"{'on' if base.use_discriminator else 'off'})")
     parser.add_argument(f"--{prefix}precision", choices=PRECISIONS, default=base.precision,
                         help="bf16: autocast forward passes, faster on CPUs with AVX-512 BF16 and on GPUs")
     parser.add_argument(f"--{prefix}channels-last", action=argparse.BooleanOptionalAction,
@@ -63,12 +66,13 @@ def finetune_config_from_arguments(args: argparse.Namespace, prefix: str = "") -
     """The :class:`FinetuneConfig` that :func:`add_finetune_arguments`'s options describe."""
     base = FinetuneConfig()
 
-    def get(name: str, default=None):
+    def get(name: str, default):
         return getattr(args, (prefix + name).replace("-", "_"), default)
 
-    steps, scale = get("steps", base.steps), get("lr-scale")
-    if steps < 1 or not scale > 0:
+    steps, scale = get("steps", base.steps), get("lr-scale", 1.0)
+    if steps < 1 or not (math.isfinite(scale) and scale > 0):
         raise TrainingError(f"fine-tuning needs steps >= 1 and a positive learning-rate scale, got {steps} and {scale}")
     return dataclasses.replace(base, steps=steps, lr_gen=base.lr_gen * scale, lr_psi=base.lr_psi * scale,
-                               lr_disc=base.lr_disc * scale, use_discriminator=get("adversarial"),
-                               precision=get("precision"), channels_last=get("channels-last"))
+                               lr_disc=base.lr_disc * scale, use_discriminator=get("adversarial", base.use_discriminator),
+                               precision=get("precision", base.precision),
+                               channels_last=get("channels-last", base.channels_last))

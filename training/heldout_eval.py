@@ -32,7 +32,8 @@ from PIL import Image
 from .checkpoint import load_checkpoint
 from .dataset import find_items, read_name_list
 from .errors import DatasetError, TrainingError
-from .finetune import FinetuneConfig, add_finetune_arguments, finetune, finetune_config_from_arguments
+from .finetune import finetune
+from .finetune_recipe import FinetuneConfig, add_finetune_arguments, finetune_config_from_arguments
 
 
 @dataclass

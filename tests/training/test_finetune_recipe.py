@@ -37,12 +37,12 @@ def test_without_a_steps_option_the_default_steps_are_kept() -> None:
     assert _parse([], steps=None).steps == FinetuneConfig().steps
 
 
-@pytest.mark.parametrize("argv", [["--steps", "0"], ["--lr-scale", "0"], ["--lr-scale", "nan"]])
+@pytest.mark.parametrize("argv", [["--steps", "0"], ["--lr-scale", "0"], ["--lr-scale", "nan"], ["--lr-scale", "inf"]])
 def test_bad_values_are_named(argv: list[str]) -> None:
     with pytest.raises(TrainingError, match="steps >= 1 and a positive learning-rate scale"):
         _parse(argv)
 
 
-def test_the_recipe_module_does_not_import_torch() -> None:
-    code = "import sys, training.finetune_recipe; assert 'torch' not in sys.modules, 'torch imported'"
+def test_the_recipe_module_and_the_quality_bench_do_not_import_torch() -> None:
+    code = "import sys, training.finetune_recipe, bench.quality; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)

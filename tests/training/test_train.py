@@ -114,7 +114,8 @@ def test_bad_inputs_get_clear_errors(synthetic: Path, tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "junk.safetensors")
 
 
-@pytest.mark.parametrize("precision,channels_last,adversarial", [("fp32", False, True), ("bf16", True, False)])
+@pytest.mark.parametrize("precision,channels_last,adversarial",
+                         [("fp32", False, True), ("bf16", True, True), ("bf16", True, False)])
 def test_finetune_personalises_and_lowers_loss(synthetic: Path, precision: str, channels_last: bool,
                                                adversarial: bool) -> None:
     cfg = _tiny()
