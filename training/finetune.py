@@ -31,6 +31,29 @@ from .precision import as_layout, autocast, lay_out, no_gradients
 StepCallback = Callable[[int, torch.nn.Module, torch.Tensor], None]
 
 
+def jitter(images: torch.Tensor, landmarks: torch.Tensor, rng: np.random.Generator,
+           amount: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same random similarity transform on each image and its landmarks (crop-normalised).
+
+    Scale in 1 ± ``amount``, shift in ± ``amount`` (of the half crop), rotation in ± ``amount``
+    radians, independently per image; borders repeat the edge pixels. Fine-tuning on K shots with
+    it has to follow the landmarks instead of memorising where the face was in each shot.
+    """
+    n = images.shape[0]
+    scale = 1 + rng.uniform(-amount, amount, n)
+    angle = rng.uniform(-amount, amount, n)
+    shift = rng.uniform(-amount, amount, (n, 2))
+    cos, sin = np.cos(angle) * scale, np.sin(angle) * scale
+    a = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], 1)  # [n,2,2]: output -> input
+    theta = torch.from_numpy(np.concatenate([a, shift[:, :, None]], 2)).to(images)
+    grid = torch.nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
+    out = torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    # A landmark at input position p lands where A q + t = p: q = A^-1 (p - t).
+    inv = torch.linalg.inv(theta[:, :, :2])
+    moved = torch.einsum("nij,nkj->nki", inv, landmarks - theta[:, None, :, 2])
+    return out, moved
+
+
 def finetune(models: Models, shots_image: torch.Tensor, shots_landmarks: torch.Tensor,
              config: FinetuneConfig | None = None, device: str | torch.device = "cpu",
              progress: bool = False, on_step: StepCallback | None = None) -> tuple[Models, list[dict[str, float]]]:
@@ -69,6 +92,9 @@ def finetune(models: Models, shots_image: torch.Tensor, shots_landmarks: torch.T
     for step in tqdm(range(1, cfg.steps + 1), desc="fine-tuning", disable=not progress):
         idx = torch.as_tensor(rng.integers(0, images.shape[0], size=cfg.batch_size), device=device)
         real, lm = images[idx], lms[idx]
+        if cfg.augment > 0:
+            real, lm = jitter(real, lm, rng, cfg.augment)
+            real = as_layout(real, cfg.channels_last)
         # The discriminator's gradients from the generator's loss would be thrown away: none are taken.
         with no_gradients(disc_params):
             with autocast(device, cfg.precision):

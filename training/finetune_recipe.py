@@ -35,6 +35,7 @@ class FinetuneConfig:
     batch_size: int = 4
     seed: int = 0
     use_discriminator: bool = False
+    augment: float = 0.0  # random similarity jitter of each shot and its landmarks (finetune.jitter)
     precision: Precision = "fp32"  # "bf16": autocast forward passes (training/precision.py)
     channels_last: bool = False
 
@@ -56,6 +57,9 @@ def add_finetune_arguments(parser, prefix: str = "", steps: int | None = Finetun
                         help="fine-tune the discriminator too and add its adversarial and feature-matching "
                              "losses (the paper's losses; about twice the cost per step; default "
                              f"{'on' if base.use_discriminator else 'off'})")
+    parser.add_argument(f"--{prefix}augment", type=float, default=base.augment, metavar="A",
+                        help="jitter each shot and its landmarks by a random similarity transform: scale 1 ± A, "
+                             f"shift ± A, rotation ± A rad (default {base.augment:g}: none)")
     parser.add_argument(f"--{prefix}precision", choices=PRECISIONS, default=base.precision,
                         help="bf16: autocast forward passes, faster on CPUs with AVX-512 BF16 and on GPUs")
     parser.add_argument(f"--{prefix}channels-last", action=argparse.BooleanOptionalAction,
@@ -69,10 +73,12 @@ def finetune_config_from_arguments(args: argparse.Namespace, prefix: str = "") -
     def get(name: str, default):
         return getattr(args, (prefix + name).replace("-", "_"), default)
 
-    steps, scale = get("steps", base.steps), get("lr-scale", 1.0)
+    steps, scale, augment = get("steps", base.steps), get("lr-scale", 1.0), get("augment", base.augment)
     if steps < 1 or not (math.isfinite(scale) and scale > 0):
         raise TrainingError(f"fine-tuning needs steps >= 1 and a positive learning-rate scale, got {steps} and {scale}")
+    if not 0 <= augment <= 0.5:
+        raise TrainingError(f"fine-tuning augment must be in [0, 0.5], got {augment}")
     return dataclasses.replace(base, steps=steps, lr_gen=base.lr_gen * scale, lr_psi=base.lr_psi * scale,
                                lr_disc=base.lr_disc * scale, use_discriminator=get("adversarial", base.use_discriminator),
-                               precision=get("precision", base.precision),
+                               augment=augment, precision=get("precision", base.precision),
                                channels_last=get("channels-last", base.channels_last))

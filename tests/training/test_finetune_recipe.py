@@ -26,9 +26,9 @@ def test_defaults_are_the_dataclass_defaults() -> None:
 
 def test_options_with_a_prefix_change_the_recipe() -> None:
     base = FinetuneConfig()
-    cfg = _parse(["--ft-steps", "40", "--ft-lr-scale", "2", "--ft-precision", "bf16", "--ft-channels-last",
+    cfg = _parse(["--ft-steps", "40", "--ft-lr-scale", "2", "--ft-precision", "bf16", "--ft-channels-last", "--ft-augment", "0.1",
                   "--no-ft-adversarial" if base.use_discriminator else "--ft-adversarial"], prefix="ft-")
-    assert cfg.steps == 40 and cfg.precision == "bf16" and cfg.channels_last
+    assert cfg.steps == 40 and cfg.precision == "bf16" and cfg.channels_last and cfg.augment == 0.1
     assert cfg.use_discriminator is not base.use_discriminator
     assert (cfg.lr_gen, cfg.lr_psi, cfg.lr_disc) == pytest.approx((2 * base.lr_gen, 2 * base.lr_psi, 2 * base.lr_disc))
 
@@ -37,9 +37,9 @@ def test_without_a_steps_option_the_default_steps_are_kept() -> None:
     assert _parse([], steps=None).steps == FinetuneConfig().steps
 
 
-@pytest.mark.parametrize("argv", [["--steps", "0"], ["--lr-scale", "0"], ["--lr-scale", "nan"], ["--lr-scale", "inf"]])
+@pytest.mark.parametrize("argv", [["--steps", "0"], ["--lr-scale", "0"], ["--lr-scale", "nan"], ["--lr-scale", "inf"], ["--augment", "-0.1"]])
 def test_bad_values_are_named(argv: list[str]) -> None:
-    with pytest.raises(TrainingError, match="steps >= 1 and a positive learning-rate scale"):
+    with pytest.raises(TrainingError, match="fine-tuning (needs steps|augment must be)"):
         _parse(argv)
 
 

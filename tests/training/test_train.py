@@ -114,10 +114,10 @@ def test_bad_inputs_get_clear_errors(synthetic: Path, tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "junk.safetensors")
 
 
-@pytest.mark.parametrize("precision,channels_last,adversarial",
-                         [("fp32", False, True), ("bf16", True, True), ("bf16", True, False)])
+@pytest.mark.parametrize("precision,channels_last,adversarial,augment",
+                         [("fp32", False, True, 0.0), ("bf16", True, True, 0.0), ("bf16", True, False, 0.1)])
 def test_finetune_personalises_and_lowers_loss(synthetic: Path, precision: str, channels_last: bool,
-                                               adversarial: bool) -> None:
+                                               adversarial: bool, augment: float) -> None:
     cfg = _tiny()
     ds = EpisodeDataset([synthetic], 4, 64)
     models = build_models(cfg, len(ds))
@@ -125,7 +125,8 @@ def test_finetune_personalises_and_lowers_loss(synthetic: Path, precision: str, 
     seen: list[int] = []
     tuned, hist = finetune(models, b["shots_image"][0], b["shots_landmarks"][0],
                            FinetuneConfig(steps=25, lr_gen=1e-3, lr_psi=1e-2, batch_size=4, precision=precision,
-                                          channels_last=channels_last, use_discriminator=adversarial),
+                                          channels_last=channels_last, use_discriminator=adversarial,
+                                          augment=augment),
                            on_step=lambda step, gen, psi: seen.append(step) or gen.training)
     assert seen == list(range(1, 26))
     assert all(("loss_d" in h) == adversarial for h in hist)
@@ -134,6 +135,27 @@ def test_finetune_personalises_and_lowers_loss(synthetic: Path, precision: str, 
     assert last < first
     # The original model is left untouched.
     assert models.psi is None
+
+
+def test_finetune_jitter_moves_landmarks_with_the_image() -> None:
+    import numpy as np
+
+    from training.finetune import jitter
+
+    res = 64
+    lm = torch.tensor([[[0.3, -0.2], [-0.4, 0.5]]])
+    img = torch.zeros(1, 3, res, res)
+    for u, v in lm[0].tolist():  # a bright pixel under each landmark (pixel centres at integers)
+        img[0, :, round((v + 1) * res / 2 - 0.5), round((u + 1) * res / 2 - 0.5)] = 1.0
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        out, moved = jitter(img, lm, rng, 0.2)
+        assert not torch.allclose(moved, lm)
+        for u, v in moved[0].tolist():
+            x, y = (u + 1) * res / 2 - 0.5, (v + 1) * res / 2 - 0.5
+            patch = out[0, 0, round(y) - 1:round(y) + 2, round(x) - 1:round(x) + 2]
+            assert patch.max() > 0.2  # the bright pixel went where its landmark went
+        assert float(out[0, 0].sum()) > 0.5
 
 
 def test_distributed_data_parallel_two_processes_gloo(synthetic: Path, tmp_path: Path) -> None:
