@@ -611,8 +611,9 @@ def markdown_table(results: dict, metrics: tuple[str, ...], floor: dict | None) 
 def finetune_text(ft: dict) -> str:
     """ours_ft's recipe in words, from results.json's protocol.finetune (a FinetuneConfig)."""
     losses = "content + adversarial" if ft.get("use_discriminator", True) else "content loss only"
+    jitter = f"; shots jittered by {ft['augment']:g}" if ft.get("augment") else ""
     return (f"{ft['steps']} fine-tuning steps of {ft.get('batch_size', '?')} shots ({losses}; learning rates "
-            f"generator {ft.get('lr_gen', 0):g}, AdaIN {ft.get('lr_psi', 0):g}; {ft.get('precision', 'fp32')})")
+            f"generator {ft.get('lr_gen', 0):g}, AdaIN {ft.get('lr_psi', 0):g}{jitter}; {ft.get('precision', 'fp32')})")
 
 
 def protocol_text(doc: dict) -> str:
