@@ -365,7 +365,7 @@ class Bench:
         if state.kind != "meta":
             raise SystemExit(f"error: --checkpoint {path} is {state.kind}; fine-tuning needs a meta-learned one")
         self.ckpt_models = models
-        self.ft_config = finetune_config_from_arguments(self.args, prefix="ft-")
+        self.ft_config = self.args.ft_config
         self.ckpt_info = {"path": str(path), "step": state.step, "size": models.config.size,
                           "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
 
@@ -675,7 +675,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.skip_self and not args.cross:
         p.error("--skip-self needs --cross")
     try:
-        finetune_config_from_arguments(args, prefix="ft-")
+        args.ft_config = finetune_config_from_arguments(args, prefix="ft-")  # ours_ft's recipe, checked once
     except TrainingError as exc:
         p.error(str(exc))
     return args

@@ -168,8 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--finetune", metavar="STEPS", help="comma-separated fine-tuning step counts (e.g. 100,200,400)")
     p.add_argument("--limit", type=int, help="at most this many held-out videos (with --finetune)")
-    recipe = p.add_argument_group("fine-tuning recipe (with --finetune)")
-    add_finetune_arguments(recipe, prefix="ft-", steps=None)
+    add_finetune_arguments(p.add_argument_group("fine-tuning recipe (with --finetune)"), prefix="ft-", steps=None)
     p.add_argument("--grid", type=Path, metavar="DIR", help="also write nearest | real | rendered PNGs here")
     p.add_argument("--raw", action="store_true",
                    help="the optimiser's own weights instead of the weight average (checkpoints of runs with ema_decay)")
@@ -178,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         names = read_name_list(args.holdout_file)
+        recipe = finetune_config_from_arguments(args, prefix="ft-")
         for ckpt in args.checkpoints:
             if args.finetune:
                 steps = [int(v) for v in args.finetune.split(",")]
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                     raise DatasetError(f"--finetune: step counts must be >= 1, got {steps}")
                 c = finetune_curve(ckpt, args.data, names, steps, args.k, limit=args.limit,
                                    log=lambda m: print(m, flush=True),
-                                   config=finetune_config_from_arguments(args, prefix="ft-"))
+                                   config=recipe)
                 print(f"{c.checkpoint}: step {c.step}, {c.videos} held-out videos, K = {args.k}")
                 for method, sc in c.scores.items():
                     print(f"  {method:14s} L1 {sc['l1']:.4f}  PSNR {sc['psnr']:.2f} dB  SSIM {sc['ssim']:.4f}", flush=True)
