@@ -30,21 +30,25 @@ from bench.timing import round_robin  # noqa: E402
 from export import data as export_data  # noqa: E402
 from export.parity import cpu_session, image_error  # noqa: E402
 from export.quantize import Int8Recipe, quantize_int8  # noqa: E402
+from export.package_variants import package_feeds  # noqa: E402
 from talkinghead.package import ModelPackage  # noqa: E402
 
 DEFAULT_PACKAGE = REPO / "sdk" / "talkinghead" / "models" / "default"
 
 RECIPES: dict[str, Int8Recipe] = {
-    "shipped (Conv+MatMul+Gemm, MinMax)": Int8Recipe(),
-    "Conv only": Int8Recipe(op_types=("Conv",)),
-    "Conv only, percentile 99.99": Int8Recipe(op_types=("Conv",), calibration="percentile"),
-    "Conv, depthwise kept float": Int8Recipe(op_types=("Conv",), skip_depthwise=True),
+    "every Conv/MatMul/Gemm, MinMax (shipped until session 8)": Int8Recipe(
+        op_types=("Conv", "MatMul", "Gemm"), calibration="minmax", max_side=None),
+    "every Conv, MinMax": Int8Recipe(calibration="minmax", max_side=None),
+    "every Conv, percentile 99.99": Int8Recipe(max_side=None),
+    "Conv, depthwise kept float": Int8Recipe(skip_depthwise=True, calibration="minmax", max_side=None),
     "Conv, depthwise + first/last kept float, percentile": Int8Recipe(
-        op_types=("Conv",), skip_depthwise=True, skip_ends=True, calibration="percentile"),
-    # the 16x16 stage only (encoder's last block, bottleneck, decoder's first): where the convs are
-    # widest and the activations smallest, so int8 arithmetic saves most and conversions cost least
-    "Conv at 16x16 only (down.3, bottleneck, up.0)": Int8Recipe(
-        op_types=("Conv",), only_scopes=("/down.3/", "/bottleneck.", "/up.0/")),
+        skip_depthwise=True, skip_ends=True, max_side=None),
+    # only where the maps are small and the convolutions wide, so int8 arithmetic saves most and
+    # the conversions around each float instance norm cost least
+    "Conv at maps <= 16 px, percentile": Int8Recipe(max_side=16),
+    "Conv at maps <= 32 px, percentile (shipped)": Int8Recipe(),
+    "pointwise Conv at maps <= 32 px, percentile": Int8Recipe(skip_depthwise=True),
+    "Conv at maps <= 64 px, percentile": Int8Recipe(max_side=64),
 }
 
 
@@ -59,24 +63,11 @@ class RecipeResult:
     threads: int
 
 
-def generator_feeds(package: ModelPackage, samples: export_data.Samples, threads: int) -> list[dict[str, np.ndarray]]:
-    """Batch-1 generator inputs: each sample's identity from the package's embedder, driven by the
-    next sample's landmarks (as the exporter calibrates)."""
-    if package.embedder_path is None:
-        raise SystemExit(f"{package.folder}: a personalised package has no embedder; this bench needs a meta model")
-    embedder = cpu_session(str(package.embedder_path), threads)
-    driving = samples.driving_landmarks()
-    feeds = []
-    for i in range(len(samples)):
-        identity = embedder.run(None, {"image": samples.images[i:i + 1], "landmarks": samples.landmarks[i:i + 1]})[0]
-        feeds.append({"landmarks": driving[i:i + 1], "identity": identity})
-    return feeds
-
-
 def run_all(package: ModelPackage, samples: export_data.Samples, threads: int,
             rounds: int) -> tuple[list[RecipeResult], float]:
     """Each recipe's accuracy and speed, and fp32's ms per frame in the same timing run."""
-    feeds = generator_feeds(package, samples, threads)
+    batched = package_feeds(package, samples, threads)
+    feeds = [{k: v[i:i + 1] for k, v in batched.items()} for i in range(len(samples))]
     half = len(feeds) // 2
     calib, held = feeds[:half], feeds[half:]
     fp32_model = onnx.load(str(package.generator_path))

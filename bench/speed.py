@@ -5,7 +5,8 @@
 
 For each model size (random weights: cost does not depend on weights), the generator runs on
 PyTorch eager, ONNX Runtime fp32, fp32 without the self-attention blocks (what the exporter ships
-when a trained model does not use them, export/prune.py) and int8, timed round-robin (bench.timing),
+when a trained model does not use them, export/prune.py) and int8 (the exporter's recipe, quantised
+from the graph without attention: compare it with that row), timed round-robin (bench.timing),
 then the native C++ core — through pybind11 and, with bench/native_speed.c built as
 build/native/th_bench, through the C ABI alone — where available; the table gives the median ms per
 frame, frames per second and the ratio to PyTorch eager. Then how
@@ -82,32 +83,34 @@ def ort_session(path: Path, threads: int, providers: list[str] | None = None):
 
 def export_generator(models, folder: Path, calibration_landmarks: np.ndarray,
                      pruned: bool = True) -> dict[str, Path]:
-    """fp32 and int8 generator graphs of random-weight models, through the project's exporter;
-    with ``pruned``, also fp32 without the self-attention blocks (what the exporter leaves out of a
-    trained model whose blocks add nothing, :mod:`export.prune`: the default model's case)."""
+    """fp32 and int8 generator graphs of random-weight models, through the project's exporter, all
+    with ONNX Runtime's fused instance norm (what the exporter ships when parity allows, as for the
+    default model). With ``pruned``, also fp32 without the self-attention blocks (what the exporter
+    leaves out of a trained model whose blocks add nothing, :mod:`export.prune`: the default model's
+    case); the int8 graph is then quantised from that one, so that it compares with
+    "fp32 no attention" as the shipped int8 file compares with the shipped fp32 one."""
     import onnx
 
     from export.onnx_export import export_module, prepare_modules
     from export.prune import attention_blocks, remove_attention
+    from export.quantize import quantize_int8  # the exporter's int8 path (static QDQ)
 
     out: dict[str, Path] = {}
     lm, ident = torch.zeros(1, 68, 2), torch.zeros(1, models.config.net.embedding_dim)
-    mods = prepare_modules(models, "meta")
-    onnx.save(export_module(mods.generator, "meta", "generator", (lm, ident)), folder / "g32.onnx")
+    mods = prepare_modules(models, "meta", two_stage_norm=False)
+    fp32 = export_module(mods.generator, "meta", "generator", (lm, ident))
+    onnx.save(fp32, folder / "g32.onnx")
     out["fp32"] = folder / "g32.onnx"
     blocks = list(attention_blocks(mods.generator))
     if pruned and blocks:  # the fp32 graph is saved, so this copy can lose its attention in place
         remove_attention(mods.generator, blocks)
-        onnx.save(export_module(mods.generator, "meta", "generator", (lm, ident)), folder / "g32p.onnx")
+        fp32 = export_module(mods.generator, "meta", "generator", (lm, ident))
+        onnx.save(fp32, folder / "g32p.onnx")
         out["fp32 no attention"] = folder / "g32p.onnx"
-    from export.quantize import quantize_int8  # the exporter's int8 path (static QDQ)
-
-    fast = prepare_modules(models, "meta", two_stage_norm=False)
-    fast_model = export_module(fast.generator, "meta", "generator", (lm, ident))
     rng = np.random.default_rng(0)
     feeds = [{"landmarks": calibration_landmarks[i:i + 1],
               "identity": rng.standard_normal((1, ident.shape[1])).astype(np.float32)} for i in range(8)]
-    onnx.save(quantize_int8(fast_model, feeds), folder / "g8.onnx")
+    onnx.save(quantize_int8(fp32, feeds), folder / "g8.onnx")
     out["int8"] = folder / "g8.onnx"
     return out
 

@@ -41,20 +41,13 @@ from training.networks.generator import PersonalisedGenerator
 from . import data as data_mod
 from .errors import ExportError
 from .manifest_writer import build_manifest, graph_record, training_record, write_manifest
-from .onnx_export import DEFAULT_OPSET, export_module, prepare_modules, stamp
-from .parity import check_batch_one, cpu_session, diff, image_error, run_session, run_torch
+from .onnx_export import DEFAULT_OPSET, export_module, prepare_modules
+from .parity import check_batch_one, cpu_session, diff, run_session, run_torch
 from .prune import PrunedAttention, attention_off, negligible_attention, remove_attention
-from .quantize import convert_fp16, quantize_int8
-from .simplify import check, interface, simplify
+from .simplify import interface, simplify
+from .variants import VARIANTS, build_variant
 
 log = logging.getLogger("export")
-
-VARIANTS = {
-    # name: (precision, method, target)
-    "int8": ("int8", "static", "cpu"),
-    "fp16": ("fp16", "cast", "gpu"),
-}
-
 
 @dataclass
 class ExportOptions:
@@ -276,27 +269,10 @@ class _Exporter:
         self.variant_records: dict[str, dict[str, Any]] = {}
         if self.fused_generator is None:
             self.fused_generator = self._export("generator", fused=True)
-        feeds = self.feeds["generator"]
-        calib = [{k: v[i:i + 1] for k, v in feeds.items()} for i in range(len(self.samples))]
         for name in self.opts.variants:
-            t0 = time.perf_counter()
-            precision, method, target = VARIANTS[name]
-            if precision == "int8":
-                model = quantize_int8(self.fused_generator, calib)
-            else:
-                model = convert_fp16(self.fused_generator)
-            model = check(stamp(model, "generator", name), f"generator.{name}")
-            out = run_session(cpu_session(model, self.opts.threads), feeds)
-            error = image_error(self.outputs["generator"], out)
-            rec: dict[str, Any] = {"graph": "generator", "precision": precision, "method": method,
-                                   "target": target, "error": error}
-            if precision == "int8":
-                rec["calibration"] = (f"static QDQ of Conv/MatMul/Gemm (rasteriser fp32), MinMax over {len(calib)} "
-                                      f"samples: {self.samples.description[:200]}")
-            self.variant_models[name], self.variant_records[name] = model, rec
-            log.info("variant %s (%s %s, for %s): max abs %.3g, mean abs %.3g, SSIM %.4f vs fp32 (%.1f s)", name,
-                     precision, method, target, error["max_abs"], error["mean_abs"], error["ssim"],
-                     time.perf_counter() - t0)
+            self.variant_models[name], self.variant_records[name] = build_variant(
+                name, self.fused_generator, self.feeds["generator"], self.outputs["generator"],
+                self.samples.description, self.opts.threads)
 
     def write(self) -> Path:
         parent = self.out.parent

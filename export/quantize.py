@@ -8,11 +8,14 @@ Inputs and outputs stay float32, so a variant is a drop-in file for its graph.
 - int8: ``onnxruntime.quantization``: ``quant_pre_process`` (ONNX shape inference and ORT's basic
   graph optimisation; ORT's symbolic shape inference does not complete on the rasteriser's einsum,
   so it is skipped), then ``quantize_static`` in the QDQ format with per-channel symmetric QInt8
-  weights and QUInt8 activations, calibrated (MinMax) on real face crops and their landmarks. Only
-  Conv, MatMul and Gemm are quantised (the weights and the arithmetic); softmax, resize, pooling and
-  the element-wise ops stay float: quantising them too (onnxruntime's default) made a random
-  ``lite`` generator neither faster nor closer to fp32 here, and QLinearSoftmax alone took 12% of
-  its time.
+  weights and QUInt8 activations, calibrated on real face crops and their landmarks. What is
+  quantised is an :class:`Int8Recipe`; the shipped one makes only the convolutions whose feature maps
+  are at most 32 px on a side int8 (for ``lite`` at 256²: the encoder's last two stages, the
+  bottleneck and the decoder's first two), with percentile calibration. There the convolutions are
+  wide and the maps small, so int8 arithmetic saves about what the quantise / dequantise / NHWC
+  transposes around each float instance norm cost; at larger maps the conversions cost more, and
+  quantising every convolution made the generator slower than fp32 and took its SSIM against fp32
+  to 0.96 (docs/performance.md, ``bench/int8_recipes.py``).
 - fp16: ``onnxruntime.transformers.float16.convert_float_to_float16`` (the converter
   onnxconverter-common ships, bundled with the onnxruntime wheel, so no extra dependency) with
   ``keep_io_types=True``, then a topological sort (the converter appends its input casts at the end
@@ -21,9 +24,10 @@ Inputs and outputs stay float32, so a variant is a drop-in file for its graph.
 from __future__ import annotations
 
 import copy
+import io
 import logging
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Literal
@@ -50,17 +54,24 @@ class Int8Recipe:
         percentile: for "percentile".
         only_scopes: when given, only nodes whose name contains one of these module paths (e.g.
             ``"/bottleneck."``) are quantised; the rest of the network stays float.
+        max_side: when given, only nodes whose output feature map is at most this many pixels on a
+            side are quantised (measured by running the graph once on a calibration input).
     """
 
-    op_types: tuple[str, ...] = ("Conv", "MatMul", "Gemm")
+    op_types: tuple[str, ...] = ("Conv",)
     skip_depthwise: bool = False
     skip_ends: bool = False
-    calibration: Literal["minmax", "percentile"] = "minmax"
+    calibration: Literal["minmax", "percentile"] = "percentile"
     percentile: float = 99.99
     only_scopes: tuple[str, ...] = ()
+    max_side: int | None = 32
 
-    def excluded(self, model: onnx.ModelProto) -> list[str]:
-        """Nodes this recipe keeps in float: the rasteriser's, then its own choices."""
+    def excluded(self, model: onnx.ModelProto, sides: dict[str, int] | None = None) -> list[str]:
+        """Nodes this recipe keeps in float: the rasteriser's, then its own choices.
+
+        ``sides`` maps node names to the side of their output feature map (:func:`output_sides`);
+        a recipe with ``max_side`` needs it.
+        """
         out = rasterizer_nodes(model)
         candidates = [n for n in model.graph.node if n.op_type in self.op_types and n.name not in out]
         if self.skip_depthwise:
@@ -69,7 +80,20 @@ class Int8Recipe:
             out += [candidates[0].name, candidates[-1].name]
         if self.only_scopes:
             out += [n.name for n in candidates if not any(scope in n.name for scope in self.only_scopes)]
+        if self.max_side is not None:
+            if sides is None:
+                raise ExportError("an int8 recipe with max_side needs the feature map sides (output_sides)")
+            out += [n.name for n in candidates if sides.get(n.name, self.max_side + 1) > self.max_side]
         return list(dict.fromkeys(out))
+
+    def describe(self) -> str:
+        """One line for the manifest: what is int8 and how it was calibrated."""
+        what = "/".join(self.op_types)
+        where = [f"feature maps <= {self.max_side} px"] if self.max_side is not None else []
+        where += ["depthwise kept float"] * self.skip_depthwise + ["first/last kept float"] * self.skip_ends
+        where += [f"scopes {', '.join(self.only_scopes)}"] if self.only_scopes else []
+        calib = f"percentile {self.percentile:g}" if self.calibration == "percentile" else "MinMax"
+        return f"static QDQ of {what}{' (' + '; '.join(where) + ')' if where else ''}, rest and rasteriser fp32, {calib}"
 
 
 def _group(node: onnx.NodeProto) -> int:
@@ -81,14 +105,32 @@ def rasterizer_nodes(model: onnx.ModelProto) -> list[str]:
     return [n.name for n in model.graph.node if RASTERIZER_SCOPE in n.name]
 
 
+def output_sides(model: onnx.ModelProto, feed: dict[str, np.ndarray],
+                 op_types: tuple[str, ...] = ("Conv",)) -> dict[str, int]:
+    """The side (max of height and width) of each ``op_types`` node's output feature map, by running
+    ``model`` once on ``feed`` with those outputs exposed (no shape inference needed)."""
+    import onnxruntime as ort
+
+    probe = copy.deepcopy(model)
+    outputs = {o.name for o in probe.graph.output}
+    watched = {n.output[0]: n.name for n in probe.graph.node if n.op_type in op_types}
+    probe.graph.output.extend(onnx.ValueInfoProto(name=name) for name in watched if name not in outputs)
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = list(watched)
+    values = session.run(names, feed)
+    return {watched[name]: int(max(v.shape[2:])) for name, v in zip(names, values) if v.ndim == 4}
+
+
 @contextmanager
-def _quiet_root_logger() -> Iterator[None]:
-    """onnxruntime.quantization warns through the root logger about every 1-D per-channel weight."""
+def _quiet_quantizer() -> Iterator[None]:
+    """onnxruntime.quantization warns through the root logger about every 1-D per-channel weight,
+    and its histogram calibrator prints its progress to stdout; both are kept out of ours."""
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        yield
+        with redirect_stdout(io.StringIO()):
+            yield
     finally:
         root.setLevel(level)
 
@@ -123,7 +165,8 @@ def quantize_int8(model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]],
         onnx.save(model, src)
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         prepared = onnx.load(str(pre))
-        with _quiet_root_logger():  # per-channel axis warnings for InstanceNormalization's 1-D scale
+        sides = output_sides(prepared, feeds[0], recipe.op_types) if recipe.max_side is not None else None
+        with _quiet_quantizer():  # per-channel axis warnings for InstanceNormalization's 1-D scale
             quantize_static(
                 str(pre), str(out), Reader(feeds),
                 quant_format=QuantFormat.QDQ,
@@ -132,7 +175,7 @@ def quantize_int8(model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]],
                 activation_type=QuantType.QUInt8,
                 calibrate_method=(CalibrationMethod.MinMax if recipe.calibration == "minmax"
                                   else CalibrationMethod.Percentile),
-                nodes_to_exclude=recipe.excluded(prepared),
+                nodes_to_exclude=recipe.excluded(prepared, sides),
                 op_types_to_quantize=list(recipe.op_types),
                 extra_options={"CalibPercentile": recipe.percentile},
             )

@@ -16,6 +16,7 @@ from PIL import Image
 
 from export import ExportError, export_checkpoint
 from export.__main__ import main as export_main
+from export.package_variants import main as variants_main
 from export.ssim import ssim
 from talkinghead.errors import ModelPackageError
 from talkinghead.manifest import validate_manifest
@@ -352,3 +353,41 @@ def test_ssim_matches_a_direct_implementation():
             vals.append((2 * ma * mb + c1) * (2 * cov + c2) / ((ma ** 2 + mb ** 2 + c1) * (va + vb + c2)))
     assert ssim(a, b) == pytest.approx(float(np.mean(vals)), abs=1e-12)
     assert ssim(a, a) == pytest.approx(1.0)
+
+
+# Rebuilding the variants of a package (python -m export.package_variants)
+
+
+def test_variants_rebuild_asks_before_replacing_and_updates_the_manifest(meta_package, calibration, tmp_path, capsys):
+    folder = _copy(meta_package, tmp_path / "pkg")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    args = [str(folder), "--calibration", str(calibration), "--samples", "3"]
+    assert variants_main(args) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing touched
+    assert variants_main(args + ["--overwrite"]) == 0
+    manifest = json.loads((folder / "manifest.json").read_text())
+    int8 = manifest["variants"]["int8"]
+    assert "over 3 samples" in int8["calibration"] and "feature maps <= 32 px" in int8["calibration"]
+    assert int8["sha256"] != json.loads(before["manifest.json"])["variants"]["int8"]["sha256"]
+    assert manifest["variants"]["fp16"] == json.loads(before["manifest.json"])["variants"]["fp16"]
+    assert (folder / "generator.fp16.onnx").read_bytes() == before["generator.fp16.onnx"]
+    pkg = ModelPackage.load(folder)  # hashes and role stamps check out
+    pkg.check_session(_session(pkg.graph_path("generator", "int8")), "generator", "int8")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(before)  # no temporary files left
+
+
+def test_variants_rebuild_adds_a_variant_to_a_personalised_package(personal_package, calibration, tmp_path):
+    folder = _copy(personal_package, tmp_path / "personal")
+    assert ModelPackage.load(folder).variant_names("generator") == ()
+    assert variants_main([str(folder), "--calibration", str(calibration), "--samples", "2"]) == 0
+    pkg = ModelPackage.load(folder)
+    assert pkg.variant_names("generator") == ("int8",)
+    out = _session(pkg.graph_path("generator", "int8")).run(
+        None, {"landmarks": np.zeros((1, 68, 2), np.float32)})[0]
+    assert out.shape == (1, 3, 64, 64) and np.isfinite(out).all()
+
+
+def test_variants_rebuild_names_a_folder_that_is_not_a_package(tmp_path, capsys):
+    assert variants_main([str(tmp_path)]) == 2
+    assert "not a loadable model package" in capsys.readouterr().err

@@ -167,3 +167,19 @@ def test_corrupt_package_is_refused(tiny_package: Path, tmp_path: Path) -> None:
         talkinghead.load_model(broken, providers="cpu")
     with pytest.raises(ModelPackageError):
         talkinghead.load_model(tmp_path / "nowhere", providers="cpu")
+
+
+def test_bundled_int8_variant_stays_within_the_speed_issues_ssim_bar() -> None:
+    """The packaged int8 generator renders the bundled avatar's generated performance at SSIM >= 0.98
+    against fp32 (its speed is a benchmark: bench/int8_recipes.py, docs/performance.md)."""
+    from export.ssim import ssim
+    from talkinghead.performance import generate_performance
+
+    fp32 = talkinghead.load_model(providers="cpu", variant="fp32", intra_op_threads=1)
+    int8 = talkinghead.load_model(providers="cpu", variant="int8", intra_op_threads=1)
+    assert (fp32.variant, int8.variant) == ("fp32", "int8")
+    avatar = fp32.default_avatar()
+    performance = generate_performance(avatar.landmarks, seconds=1.0, fps=6)
+    a, b = (m.render(avatar, performance).astype(np.float64) / 127.5 - 1 for m in (fp32, int8))
+    assert not np.array_equal(a, b)  # really a different graph
+    assert ssim(a.transpose(0, 3, 1, 2), b.transpose(0, 3, 1, 2)) >= 0.98
