@@ -50,6 +50,7 @@ class Record:
     graph: str = "generator"
     resolution: int = 256
     k: int = 0
+    sweep: str = ""  # "resolution": timed on its own, after the side-by-side rows (not against eager)
 
 
 def median_ms(fn: Callable[[], object], warmup: int = 2, repeat: int = 7, min_seconds: float = 0.5) -> float:
@@ -152,7 +153,7 @@ def bench_resolution(threads: int, records: list[Record], resolutions=(128, 256,
             sess = ort_session(graphs["fp32"], threads)
             lm, ident = inputs(config, 1)
             ms = median_ms(lambda: sess.run(None, {"landmarks": lm.numpy(), "identity": ident.numpy()}))
-        records.append(Record("lite", "onnxruntime", "fp32", 1, threads, ms, resolution=res))
+        records.append(Record("lite", "onnxruntime", "fp32", 1, threads, ms, resolution=res, sweep="resolution"))
 
 
 def bench_embedder(size: str, ks: list[int], threads: int, records: list[Record]) -> None:
@@ -231,7 +232,7 @@ def table(records: list[Record]) -> str:
     lines = ["| graph | model | runtime | variant | batch | res | K | threads | ms/frame | FPS | vs eager |",
              "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in records:
-        base = eager.get((r.model, r.batch, r.resolution)) if r.graph == "generator" else None
+        base = eager.get((r.model, r.batch, r.resolution)) if r.graph == "generator" and not r.sweep else None
         ratio = f"{base / r.ms_per_frame:.2f}x" if base else ""
         k = str(r.k) if r.k else ""
         ms = r.ms_per_frame if r.graph == "generator" else r.ms_per_frame
@@ -245,7 +246,7 @@ def plot(records: list[Record], path: Path) -> None:
     """A PNG bar chart of generator ms/frame at batch 1 (Pillow; no plotting dependency)."""
     from PIL import Image, ImageDraw
 
-    rows = [r for r in records if r.graph == "generator" and r.batch == 1 and r.resolution == 256]
+    rows = [r for r in records if r.graph == "generator" and r.batch == 1 and r.resolution == 256 and not r.sweep]
     if not rows:
         return
     w, h = 800, 60 + 40 * len(rows)

@@ -147,5 +147,13 @@ class EpisodeDataset:
 
 
 def read_name_list(path: Path) -> tuple[str, ...]:
-    """Names from a file, one per line; blank lines and lines starting with # are ignored."""
-    return tuple(ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip() and not ln.startswith("#"))
+    """Names from a file, one per line; blank lines and lines starting with # are ignored.
+
+    Raises:
+        DatasetError: the file is missing or unreadable.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read the name list {path}: {exc}") from exc
+    return tuple(ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#"))

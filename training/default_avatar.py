@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=4, help="frames embedded per video")
     p.add_argument("--holdout-file", type=Path, help="videos to leave out")
     args = p.parse_args(argv)
-    holdout = read_name_list(args.holdout_file) if args.holdout_file else ()
     try:
+        holdout = read_name_list(args.holdout_file) if args.holdout_file else ()
         identity, landmarks, n = mean_identity(args.checkpoint, args.data, args.frames, holdout)
         path = add_to_package(args.package, identity, landmarks)
     except TrainingError as exc:

@@ -260,6 +260,9 @@ def test_heldout_eval_scores_checkpoints_on_named_videos(real_prepared: Path, tm
     (tmp_path / "holdout.txt").write_text("nobody\n")
     assert heldout_main([str(ckpt), "--data", str(real_prepared), "--holdout-file", str(tmp_path / "holdout.txt")]) == 2
     assert "none of the held-out videos" in capsys.readouterr().err
+    missing = tmp_path / "no_such_list.txt"
+    assert heldout_main([str(ckpt), "--data", str(real_prepared), "--holdout-file", str(missing)]) == 2
+    assert f"cannot read the name list {missing}" in capsys.readouterr().err
 
 
 def test_heldout_finetune_curve_scores_nearest_ours_and_each_step(real_prepared: Path, tmp_path: Path) -> None:
