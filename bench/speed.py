@@ -1,7 +1,8 @@
 """Speed benchmark: model size x runtime x batch, measured side by side in one run.
 
     python bench/speed.py [--sizes lite,paper] [--batches 1,4,16] [--threads 2] [--json FILE]
-                          [--markdown FILE] [--plot FILE] [--rounds N]
+                          [--markdown FILE] [--plot FILE] [--rounds N] [--cuda auto|on|off]
+                          [--gpu-batches 1,4,16,64]
 
 For each model size (random weights: cost does not depend on weights), the generator runs on
 PyTorch eager, ONNX Runtime fp32, fp32 without the self-attention blocks (what the exporter ships
@@ -9,7 +10,10 @@ when a trained model does not use them, export/prune.py) and int8 (the exporter'
 from the graph without attention: compare it with that row), timed round-robin (bench.timing),
 then the native C++ core — through pybind11 and, with bench/native_speed.c built as
 build/native/th_bench, through the C ABI alone — where available; the table gives the median ms per
-frame, frames per second and the ratio to PyTorch eager. Then how
+frame, frames per second and the ratio to PyTorch eager. Where torch sees a CUDA device
+(``--cuda auto``, the default), each generator is also timed there (``--gpu-batches``): PyTorch
+eager fp32 and fp16 (autocast) and, when onnxruntime-gpu is installed, ONNX Runtime's CUDA provider
+with the fp32 graph and the exporter's fp16 variant; rows carry the GPU's name. Then how
 cost grows: generator time against resolution and batch, embedder time against K. Warm-up runs
 are excluded; the thread count is stated. Numbers are only comparable within one run.
 """
@@ -51,6 +55,7 @@ class Record:
     resolution: int = 256
     k: int = 0
     sweep: str = ""  # "resolution": timed on its own, after the side-by-side rows (not against eager)
+    device: str = "cpu"  # or the GPU's name
 
 
 def median_ms(fn: Callable[[], object], warmup: int = 2, repeat: int = 7, min_seconds: float = 0.5) -> float:
@@ -83,7 +88,7 @@ def ort_session(path: Path, threads: int, providers: list[str] | None = None):
 
 
 def export_generator(models, folder: Path, calibration_landmarks: np.ndarray,
-                     pruned: bool = True) -> dict[str, Path]:
+                     pruned: bool = True, int8: bool = True) -> dict[str, Path]:
     """fp32 and int8 generator graphs of random-weight models, through the project's exporter, all
     with ONNX Runtime's fused instance norm (what the exporter ships when parity allows, as for the
     default model). With ``pruned``, also fp32 without the self-attention blocks (what the exporter
@@ -108,11 +113,12 @@ def export_generator(models, folder: Path, calibration_landmarks: np.ndarray,
         fp32 = export_module(mods.generator, "meta", "generator", (lm, ident))
         onnx.save(fp32, folder / "g32p.onnx")
         out["fp32 no attention"] = folder / "g32p.onnx"
-    rng = np.random.default_rng(0)
-    feeds = [{"landmarks": calibration_landmarks[i:i + 1],
-              "identity": rng.standard_normal((1, ident.shape[1])).astype(np.float32)} for i in range(8)]
-    onnx.save(quantize_int8(fp32, feeds), folder / "g8.onnx")
-    out["int8"] = folder / "g8.onnx"
+    if int8:
+        rng = np.random.default_rng(0)
+        feeds = [{"landmarks": calibration_landmarks[i:i + 1],
+                  "identity": rng.standard_normal((1, ident.shape[1])).astype(np.float32)} for i in range(8)]
+        onnx.save(quantize_int8(fp32, feeds), folder / "g8.onnx")
+        out["int8"] = folder / "g8.onnx"
     return out
 
 
@@ -142,6 +148,57 @@ def bench_generator(size: str, batches: list[int], threads: int, records: list[R
             print(f"  {size} batch {b}: done", file=sys.stderr)
 
 
+def bench_generator_cuda(size: str, batches: list[int], records: list[Record], rounds: int = 4) -> None:
+    """The same generator on the GPU: PyTorch eager fp32 and fp16 (autocast), and ONNX Runtime's CUDA
+    provider fp32 and fp16 (the exporter's fp16 variant) when onnxruntime-gpu is installed. Each call
+    ends with the output on the host (ORT) or a CUDA synchronise (PyTorch), so both count the whole
+    frame; ORT's rows include its host-device copies of inputs and output."""
+    import onnxruntime as ort
+
+    from export.quantize import convert_fp16
+
+    device = torch.device("cuda")
+    name = torch.cuda.get_device_name(device)
+    config = PRESETS[size]()
+    models = build_models(config, 1)
+    gen = copy.deepcopy(models.generator).eval().to(device)
+    ort_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    if not ort_cuda:
+        print(f"  {size}: onnxruntime has no CUDAExecutionProvider (pip install onnxruntime-gpu): "
+              "PyTorch rows only", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as tmp:
+        sessions = {}
+        if ort_cuda:
+            import onnx
+
+            # attention kept, like the eager model it is compared with
+            fp32 = export_generator(models, Path(tmp), np.zeros((8, 68, 2), np.float32), pruned=False, int8=False)["fp32"]
+            onnx.save(convert_fp16(onnx.load(str(fp32))), Path(tmp) / "g16.onnx")
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+            sessions = {"fp32": ort_session(fp32, 1, providers), "fp16": ort_session(Path(tmp) / "g16.onnx", 1, providers)}
+            if any(sess.get_providers()[0] != "CUDAExecutionProvider" for sess in sessions.values()):
+                print(f"  {size}: onnxruntime fell back to the CPU (CUDA libraries missing?): PyTorch rows only",
+                      file=sys.stderr)
+                sessions = {}
+        for b in batches:
+            lm, ident = (t.to(device) for t in inputs(config, b))
+            feed = {"landmarks": lm.cpu().numpy(), "identity": ident.cpu().numpy()}
+
+            def eager(_feed, lm=lm, ident=ident, half=False):
+                with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16, enabled=half):
+                    out = gen(lm, ident)
+                torch.cuda.synchronize()
+                return out
+
+            runs = {("pytorch", "fp32"): eager, ("pytorch", "fp16 autocast"): lambda f, e=eager: e(f, half=True),
+                    **{("onnxruntime", v): (lambda f, s=sess: s.run(None, f)) for v, sess in sessions.items()}}
+            medians = round_robin(runs, [feed] * 4, rounds=rounds, warmup=3)
+            for (runtime, variant), ms in medians.items():
+                records.append(Record(size, runtime, variant, b, 0, ms / b, resolution=config.net.resolution,
+                                      device=name))
+            print(f"  {size} batch {b} on {name}: done", file=sys.stderr)
+
+
 def bench_resolution(threads: int, records: list[Record], resolutions=(128, 256, 512)) -> None:
     torch.set_num_threads(threads)
     for res in resolutions:
@@ -149,7 +206,7 @@ def bench_resolution(threads: int, records: list[Record], resolutions=(128, 256,
         config.net.resolution = res
         models = build_models(config, 1)
         with tempfile.TemporaryDirectory() as tmp:
-            graphs = export_generator(models, Path(tmp), np.zeros((8, 68, 2), np.float32), pruned=False)
+            graphs = export_generator(models, Path(tmp), np.zeros((8, 68, 2), np.float32), pruned=False, int8=False)
             sess = ort_session(graphs["fp32"], threads)
             lm, ident = inputs(config, 1)
             ms = median_ms(lambda: sess.run(None, {"landmarks": lm.numpy(), "identity": ident.numpy()}))
@@ -226,19 +283,21 @@ def c_abi_records(package: Path, size: str, batches: list[int], threads: int, re
 
 
 def table(records: list[Record]) -> str:
-    """Markdown: one row per (graph, model, runtime, variant, batch) with the ratio to eager."""
-    eager = {(r.model, r.batch, r.resolution): r.ms_per_frame for r in records
-             if r.runtime == "pytorch" and r.graph == "generator"}
-    lines = ["| graph | model | runtime | variant | batch | res | K | threads | ms/frame | FPS | vs eager |",
-             "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    """Markdown: one row per (graph, model, runtime, variant, batch, device) with the ratio to eager
+    on the same device."""
+    eager = {(r.model, r.batch, r.resolution, r.device): r.ms_per_frame for r in records
+             if r.runtime == "pytorch" and r.variant == "fp32" and r.graph == "generator" and not r.sweep}
+    lines = ["| graph | model | device | runtime | variant | batch | res | K | threads | ms/frame | FPS | vs eager |",
+             "| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in records:
-        base = eager.get((r.model, r.batch, r.resolution)) if r.graph == "generator" and not r.sweep else None
+        base = (eager.get((r.model, r.batch, r.resolution, r.device))
+                if r.graph == "generator" and not r.sweep else None)
         ratio = f"{base / r.ms_per_frame:.2f}x" if base else ""
         k = str(r.k) if r.k else ""
-        ms = r.ms_per_frame if r.graph == "generator" else r.ms_per_frame
-        fps = 1000 / ms if r.graph == "generator" else float("nan")
-        lines.append(f"| {r.graph} | {r.model} | {r.runtime} | {r.variant} | {r.batch} | {r.resolution} | {k} | "
-                     f"{r.threads} | {ms:.1f} | {'' if fps != fps else f'{fps:.1f}'} | {ratio} |")
+        fps = f"{1000 / r.ms_per_frame:.1f}" if r.graph == "generator" else ""
+        threads = str(r.threads) if r.threads else ""
+        lines.append(f"| {r.graph} | {r.model} | {r.device} | {r.runtime} | {r.variant} | {r.batch} | {r.resolution} "
+                     f"| {k} | {threads} | {r.ms_per_frame:.1f} | {fps} | {ratio} |")
     return "\n".join(lines)
 
 
@@ -246,7 +305,8 @@ def plot(records: list[Record], path: Path) -> None:
     """A PNG bar chart of generator ms/frame at batch 1 (Pillow; no plotting dependency)."""
     from PIL import Image, ImageDraw
 
-    rows = [r for r in records if r.graph == "generator" and r.batch == 1 and r.resolution == 256 and not r.sweep]
+    rows = [r for r in records
+            if r.graph == "generator" and r.batch == 1 and r.resolution == 256 and not r.sweep and r.device == "cpu"]
     if not rows:
         return
     w, h = 800, 60 + 40 * len(rows)
@@ -272,14 +332,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resolutions", default="128,256,512")
     p.add_argument("--rounds", type=int, default=4,
                    help="round-robin passes for the generator runtimes (2 calls each per pass; default 4)")
+    p.add_argument("--cuda", choices=("auto", "on", "off"), default="auto",
+                   help="also time the generators on the GPU (auto: when torch sees one)")
+    p.add_argument("--gpu-batches", default="1,4,16,64", help="batches on the GPU (the best one gives throughput)")
     p.add_argument("--json", type=Path)
     p.add_argument("--markdown", type=Path)
     p.add_argument("--plot", type=Path)
     args = p.parse_args(argv)
+    cuda = args.cuda == "on" or (args.cuda == "auto" and torch.cuda.is_available())
+    if cuda and not torch.cuda.is_available():
+        raise SystemExit("error: --cuda on, but torch sees no CUDA device")
+    print(f"GPU rows: {'on ' + torch.cuda.get_device_name(0) if cuda else 'off (no CUDA device)'}", file=sys.stderr)
     records: list[Record] = []
     for size in args.sizes.split(","):
         print(f"generator {size} ...", file=sys.stderr)
         bench_generator(size, [int(b) for b in args.batches.split(",")], args.threads, records, args.rounds)
+        if cuda:
+            bench_generator_cuda(size, [int(b) for b in args.gpu_batches.split(",")], records, args.rounds)
         if size == "lite":
             print("native core lite ...", file=sys.stderr)
             bench_native(size, [int(b) for b in args.batches.split(",")], args.threads, records)

@@ -11,7 +11,7 @@ Inputs and outputs stay float32, so a variant is a drop-in file for its graph.
   weights and QUInt8 activations, calibrated on real face crops and their landmarks. What is
   quantised is an :class:`Int8Recipe`; the shipped one makes only the convolutions whose feature maps
   are at most 32 px on a side int8 (for ``lite`` at 256²: the encoder's last two stages, the
-  bottleneck and the decoder's first two), with percentile calibration. There the convolutions are
+  bottleneck and the decoder's first stage), with percentile calibration. There the convolutions are
   wide and the maps small, so int8 arithmetic saves about what the quantise / dequantise / NHWC
   transposes around each float instance norm cost; at larger maps the conversions cost more, and
   quantising every convolution made the generator slower than fp32 and took its SSIM against fp32

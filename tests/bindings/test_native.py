@@ -242,3 +242,21 @@ def test_sdk_backend_native_gives_the_same_frames(packages, shared_data) -> None
     lms = np.stack([a_py.landmarks, a_py.landmarks * 0.95, a_py.landmarks + 0.02])
     diff = np.abs(nat.render(a_nat, lms).astype(int) - py.render(a_py, lms).astype(int))
     assert diff.max() <= 1
+
+
+def test_bundled_int8_variant_matches_python():
+    """The C++ core picks the package's int8 file by name and renders what the Python path does."""
+    from talkinghead.model import TalkingHeadModel
+    from talkinghead.package import ModelPackage
+    from talkinghead.performance import generate_performance
+    from talkinghead.sessions import SessionConfig
+
+    package = ModelPackage.load(Path(__file__).resolve().parents[2] / "sdk" / "talkinghead" / "models" / "default")
+    py = TalkingHeadModel(package, SessionConfig(providers="cpu", variant="int8"))
+    nat = native.Model(str(package.folder), provider="cpu", variant="int8")
+    assert (py.variant, nat.variant) == ("int8", "int8")
+    avatar = py.default_avatar()
+    drive = generate_performance(avatar.landmarks, seconds=0.5, fps=6)
+    want = py.render(avatar, drive)
+    got = nat.render(nat.avatar_from_identity(avatar.identity, avatar.landmarks), drive)
+    assert int(np.abs(got.astype(int) - want.astype(int)).max()) <= 1
