@@ -13,7 +13,6 @@ at batch 1 timed round-robin with fp32 (:mod:`bench.timing`), with the speed rat
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from export import data as export_data  # noqa: E402
 from export.parity import cpu_session, image_error  # noqa: E402
 from export.quantize import Int8Recipe, quantize_int8  # noqa: E402
 from export.package_variants import package_feeds  # noqa: E402
+from export.variants import split_batch  # noqa: E402
 from talkinghead.package import ModelPackage  # noqa: E402
 
 DEFAULT_PACKAGE = REPO / "sdk" / "talkinghead" / "models" / "default"
@@ -66,23 +66,16 @@ class RecipeResult:
 def run_all(package: ModelPackage, samples: export_data.Samples, threads: int,
             rounds: int) -> tuple[list[RecipeResult], float]:
     """Each recipe's accuracy and speed, and fp32's ms per frame in the same timing run."""
-    batched = package_feeds(package, samples, threads)
-    feeds = [{k: v[i:i + 1] for k, v in batched.items()} for i in range(len(samples))]
+    feeds = split_batch(package_feeds(package, samples, threads))
     half = len(feeds) // 2
     calib, held = feeds[:half], feeds[half:]
     fp32_model = onnx.load(str(package.generator_path))
     sessions = {"fp32": cpu_session(fp32_model, threads)}
     errors: dict[str, dict[str, float]] = {}
     reference = np.concatenate([sessions["fp32"].run(None, f)[0] for f in held])
-    root = logging.getLogger()
     for name, recipe in RECIPES.items():
         print(f"  quantising: {name}", file=sys.stderr)
-        level = root.level
-        root.setLevel(logging.ERROR)  # onnxruntime.quantization logs every tensor through the root logger
-        try:
-            model = quantize_int8(fp32_model, calib, recipe)
-        finally:
-            root.setLevel(level)
+        model = quantize_int8(fp32_model, calib, recipe)
         sessions[name] = cpu_session(model, threads)
         errors[name] = image_error(reference, np.concatenate([sessions[name].run(None, f)[0] for f in held]))
     medians = round_robin({n: (lambda f, s=s: s.run(None, f)) for n, s in sessions.items()}, held, rounds)

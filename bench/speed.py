@@ -2,7 +2,7 @@
 
     python bench/speed.py [--sizes lite,paper] [--batches 1,4,16] [--threads 2] [--json FILE]
                           [--markdown FILE] [--plot FILE] [--rounds N] [--cuda auto|on|off]
-                          [--gpu-batches 1,4,16,64]
+                          [--gpu-batches 1,4,16,64] [--cpu on|off]
 
 For each model size (random weights: cost does not depend on weights), the generator runs on
 PyTorch eager, ONNX Runtime fp32, fp32 without the self-attention blocks (what the exporter ships
@@ -150,9 +150,12 @@ def bench_generator(size: str, batches: list[int], threads: int, records: list[R
 
 def bench_generator_cuda(size: str, batches: list[int], records: list[Record], rounds: int = 4) -> None:
     """The same generator on the GPU: PyTorch eager fp32 and fp16 (autocast), and ONNX Runtime's CUDA
-    provider fp32 and fp16 (the exporter's fp16 variant) when onnxruntime-gpu is installed. Each call
-    ends with the output on the host (ORT) or a CUDA synchronise (PyTorch), so both count the whole
-    frame; ORT's rows include its host-device copies of inputs and output."""
+    provider fp32 and fp16 (the exporter's fp16 variant) when onnxruntime-gpu is installed. Every call
+    ends with the frame on the host, so both runtimes count the device-to-host copy (ORT also copies
+    its small inputs to the device). PyTorch eager is the training module in eval mode, as a
+    researcher runs it: spectral norm divides each weight at every call (the ONNX graphs have it
+    folded), and its fp32 convolutions may use TF32 (PyTorch's cuDNN default). A batch that fails
+    (e.g. out of GPU memory) is reported and skipped; the rows measured so far are kept."""
     import onnxruntime as ort
 
     from export.quantize import convert_fp16
@@ -186,13 +189,16 @@ def bench_generator_cuda(size: str, batches: list[int], records: list[Record], r
 
             def eager(_feed, lm=lm, ident=ident, half=False):
                 with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16, enabled=half):
-                    out = gen(lm, ident)
-                torch.cuda.synchronize()
-                return out
+                    return gen(lm, ident).float().cpu()  # the frame on the host, like ORT's output
 
             runs = {("pytorch", "fp32"): eager, ("pytorch", "fp16 autocast"): lambda f, e=eager: e(f, half=True),
                     **{("onnxruntime", v): (lambda f, s=sess: s.run(None, f)) for v, sess in sessions.items()}}
-            medians = round_robin(runs, [feed] * 4, rounds=rounds, warmup=3)
+            try:
+                medians = round_robin(runs, [feed] * 4, rounds=rounds, warmup=3)
+            except (RuntimeError, MemoryError) as exc:  # CUDA out of memory, an ORT CUDA failure
+                print(f"  {size} batch {b} on {name}: failed, skipped ({exc})", file=sys.stderr)
+                torch.cuda.empty_cache()
+                continue
             for (runtime, variant), ms in medians.items():
                 records.append(Record(size, runtime, variant, b, 0, ms / b, resolution=config.net.resolution,
                                       device=name))
@@ -335,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cuda", choices=("auto", "on", "off"), default="auto",
                    help="also time the generators on the GPU (auto: when torch sees one)")
     p.add_argument("--gpu-batches", default="1,4,16,64", help="batches on the GPU (the best one gives throughput)")
+    p.add_argument("--cpu", choices=("on", "off"), default="on",
+                   help="off: only the GPU rows (a short run on a lent GPU machine)")
     p.add_argument("--json", type=Path)
     p.add_argument("--markdown", type=Path)
     p.add_argument("--plot", type=Path)
@@ -342,19 +350,23 @@ def main(argv: list[str] | None = None) -> int:
     cuda = args.cuda == "on" or (args.cuda == "auto" and torch.cuda.is_available())
     if cuda and not torch.cuda.is_available():
         raise SystemExit("error: --cuda on, but torch sees no CUDA device")
+    if args.cpu == "off" and not cuda:
+        raise SystemExit("error: --cpu off leaves nothing to time without a CUDA device")
     print(f"GPU rows: {'on ' + torch.cuda.get_device_name(0) if cuda else 'off (no CUDA device)'}", file=sys.stderr)
     records: list[Record] = []
     for size in args.sizes.split(","):
-        print(f"generator {size} ...", file=sys.stderr)
-        bench_generator(size, [int(b) for b in args.batches.split(",")], args.threads, records, args.rounds)
+        if args.cpu == "on":
+            print(f"generator {size} ...", file=sys.stderr)
+            bench_generator(size, [int(b) for b in args.batches.split(",")], args.threads, records, args.rounds)
         if cuda:
             bench_generator_cuda(size, [int(b) for b in args.gpu_batches.split(",")], records, args.rounds)
-        if size == "lite":
-            print("native core lite ...", file=sys.stderr)
-            bench_native(size, [int(b) for b in args.batches.split(",")], args.threads, records)
-        print(f"embedder {size} ...", file=sys.stderr)
-        bench_embedder(size, [int(k) for k in args.ks.split(",")], args.threads, records)
-    if args.resolutions:
+        if args.cpu == "on":
+            if size == "lite":
+                print("native core lite ...", file=sys.stderr)
+                bench_native(size, [int(b) for b in args.batches.split(",")], args.threads, records)
+            print(f"embedder {size} ...", file=sys.stderr)
+            bench_embedder(size, [int(k) for k in args.ks.split(",")], args.threads, records)
+    if args.resolutions and args.cpu == "on":
         print("resolution scaling ...", file=sys.stderr)
         bench_resolution(args.threads, records, [int(r) for r in args.resolutions.split(",")])
     write_report(table(records), records, args.markdown, args.json)

@@ -5,7 +5,8 @@
 
 from the package's own fp32 generator (:mod:`export.variants`), e.g. after a better int8 recipe,
 without its training checkpoint. The calibration inputs are real face crops (a prepared dataset with ``--calibration``, else what :func:`export.data.load_samples`
-finds), their identity from the package's own embedder. A variant already in the package is
+finds; synthetic inputs are refused unless ``--allow-synthetic``), their identity from the
+package's own embedder. A variant already in the package is
 replaced only with ``--overwrite``; the manifest is rewritten with the new file's hash and error and
 the package is loaded back (hashes, role stamps) before the command succeeds. Exit status: 0 done,
 2 refused or failed a check (the package is left as it was), 1 a bug.
@@ -17,6 +18,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +53,15 @@ def package_feeds(package: ModelPackage, samples: data_mod.Samples, threads: int
 
 
 def rebuild_variants(folder: Path, names: tuple[str, ...], *, calibration: Path | None = None, samples: int = 16,
-                     overwrite: bool = False, threads: int = 2) -> dict[str, dict[str, Any]]:
-    """(Re)build variants ``names`` of the package at ``folder`` in place; returns their records."""
+                     overwrite: bool = False, threads: int = 2,
+                     allow_synthetic: bool = False) -> dict[str, dict[str, Any]]:
+    """(Re)build variants ``names`` of the package at ``folder`` in place; returns their records.
+
+    Raises:
+        ExportError: not a package, a variant exists and ``overwrite`` is off, no real calibration
+            inputs (unless ``allow_synthetic``), or the rebuilt package does not load (the package
+            is then left as it was).
+    """
     try:
         package = ModelPackage.load(folder)
     except TalkingHeadError as exc:
@@ -63,6 +72,9 @@ def rebuild_variants(folder: Path, names: tuple[str, ...], *, calibration: Path 
         raise ExportError(f"{folder} already has variant(s) {present}; pass --overwrite to replace them")
     data = data_mod.load_samples(package.resolution, samples, calibration)
     log.info("calibration inputs: %s", data_mod.describe(data))
+    if data.kind != "real" and not allow_synthetic:
+        raise ExportError(f"no real face crops to calibrate on (found: {data.description}); pass --calibration "
+                          "with a prepared dataset, or --allow-synthetic to calibrate on synthetic inputs")
     generator = onnx.load(str(package.generator_path))
     feeds = package_feeds(package, data, threads)
     reference = run_session(cpu_session(generator, threads), feeds)
@@ -85,23 +97,29 @@ def rebuild_variants(folder: Path, names: tuple[str, ...], *, calibration: Path 
 
 
 def _replace_files(folder: Path, staged: list[tuple[Path, Path]], manifest: dict[str, Any]) -> None:
-    """Move the staged files into place and write the manifest; if the package then does not load,
-    put back what was there before."""
+    """Move the staged files into place, then the manifest (written beside it first, so it is never
+    half-written); if anything fails on the way or the package then does not load, put back what was
+    there before."""
     backup = {final: final.read_bytes() if final.exists() else None for _, final in staged}
-    old_manifest = (folder / "manifest.json").read_bytes()
-    try:
-        for tmp, final in staged:
-            os.replace(tmp, final)
-        write_manifest(folder, manifest)
-        ModelPackage.load(folder)
-    except (TalkingHeadError, ExportError) as exc:
-        for final, content in backup.items():
-            if content is None:
-                final.unlink(missing_ok=True)
-            else:
-                final.write_bytes(content)
-        (folder / "manifest.json").write_bytes(old_manifest)
-        raise ExportError(f"the rebuilt package does not load, left as it was: {exc}") from exc
+    manifest_path = folder / "manifest.json"
+    old_manifest = manifest_path.read_bytes()
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".manifest-") as tmp:
+        new_manifest = write_manifest(Path(tmp), manifest)  # may refuse (e.g. NaN) before anything moved
+        try:
+            for staged_file, final in staged:
+                os.replace(staged_file, final)
+            os.replace(new_manifest, manifest_path)
+            ModelPackage.load(folder)
+        except BaseException as exc:
+            for final, content in backup.items():
+                if content is None:
+                    final.unlink(missing_ok=True)
+                else:
+                    final.write_bytes(content)
+            manifest_path.write_bytes(old_manifest)
+            if isinstance(exc, (TalkingHeadError, ExportError)):
+                raise ExportError(f"the rebuilt package does not load, left as it was: {exc}") from exc
+            raise
 
 
 def _variant_list(text: str) -> tuple[str, ...]:
@@ -115,6 +133,7 @@ def _variant_list(text: str) -> tuple[str, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m export.package_variants``: exit status 0 done, 2 refused or failed a check."""
     p = argparse.ArgumentParser(prog="python -m export.package_variants", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("package", type=Path, help="the model package folder to update")
@@ -124,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=16, help="calibration samples (default 16)")
     p.add_argument("--overwrite", action="store_true", help="replace variants the package already has")
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (default 2)")
+    p.add_argument("--allow-synthetic", action="store_true",
+                   help="calibrate on synthetic inputs when no real face crops are found (tests, offline runs)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr, force=True)
     log.setLevel(logging.INFO)
@@ -132,8 +153,11 @@ def main(argv: list[str] | None = None) -> int:
             raise ExportError(f"--calibration {args.calibration}: not a folder")
         if not 1 <= args.samples <= 256:
             raise ExportError(f"--samples must be in 1..256, got {args.samples}")
+        if args.threads < 1:
+            raise ExportError(f"--threads must be >= 1, got {args.threads}")
         records = rebuild_variants(args.package, args.variants, calibration=args.calibration, samples=args.samples,
-                                   overwrite=args.overwrite, threads=args.threads)
+                                   overwrite=args.overwrite, threads=args.threads,
+                                   allow_synthetic=args.allow_synthetic)
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

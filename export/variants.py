@@ -26,6 +26,12 @@ VARIANTS = {
 }
 
 
+def split_batch(feeds: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """Batched inputs -> one batch-1 input dict per sample (how int8 calibration reads them)."""
+    count = len(next(iter(feeds.values())))
+    return [{k: v[i:i + 1] for k, v in feeds.items()} for i in range(count)]
+
+
 def build_variant(name: str, generator: onnx.ModelProto, feeds: dict[str, np.ndarray], reference: np.ndarray,
                   description: str, threads: int = 2,
                   recipe: Int8Recipe | None = None) -> tuple[onnx.ModelProto, dict[str, Any]]:
@@ -44,8 +50,7 @@ def build_variant(name: str, generator: onnx.ModelProto, feeds: dict[str, np.nda
     count = len(next(iter(feeds.values())))
     if precision == "int8":
         recipe = recipe or Int8Recipe()
-        calib = [{k: v[i:i + 1] for k, v in feeds.items()} for i in range(count)]
-        model = quantize_int8(generator, calib, recipe)
+        model = quantize_int8(generator, split_batch(feeds), recipe)
     else:
         model = convert_fp16(generator)
     model = check(stamp(model, "generator", name), f"generator.{name}")

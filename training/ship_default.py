@@ -66,13 +66,18 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--data", type=Path, nargs="+", required=True, help="the prepared training data")
-    p.add_argument("--holdout-file", type=Path, default=REPO / "training" / "holdout.txt")
+    p.add_argument("--holdout-file", type=Path, default=None,
+                   help="videos left out of the default avatar (default: training/holdout.txt when present)")
     p.add_argument("--dest", type=Path, default=DEFAULT_PACKAGE)
     p.add_argument("--compact", type=Path, help="also write the fp16 weights-only checkpoint here")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    holdout = read_name_list(args.holdout_file) if args.holdout_file.is_file() else ()
     try:
+        default_list = REPO / "training" / "holdout.txt"
+        if args.holdout_file is not None:  # named: it must be readable
+            holdout = read_name_list(args.holdout_file)
+        else:
+            holdout = read_name_list(default_list) if default_list.is_file() else ()
         path = ship(args.checkpoint, args.data, holdout, args.dest, compact=args.compact)
     except (TrainingError, ExportError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -391,3 +391,34 @@ def test_variants_rebuild_adds_a_variant_to_a_personalised_package(personal_pack
 def test_variants_rebuild_names_a_folder_that_is_not_a_package(tmp_path, capsys):
     assert variants_main([str(tmp_path)]) == 2
     assert "not a loadable model package" in capsys.readouterr().err
+
+
+def test_variants_rebuild_puts_everything_back_when_the_package_does_not_load(meta_package, calibration, tmp_path,
+                                                                               monkeypatch, capsys):
+    import export.package_variants as pv
+
+    folder = _copy(meta_package, tmp_path / "pkg")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    real_load, calls = ModelPackage.load, []
+
+    def load_then_fail(path, *args, **kwargs):  # the first load (the input) works, the check after fails
+        calls.append(path)
+        if len(calls) > 1:
+            raise ModelPackageError("simulated: the rebuilt package is broken")
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(pv.ModelPackage, "load", staticmethod(load_then_fail))
+    args = [str(folder), "--calibration", str(calibration), "--samples", "2", "--overwrite"]
+    assert variants_main(args) == 2
+    assert "left as it was" in capsys.readouterr().err and len(calls) == 2
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # byte for byte, nothing left over
+
+
+def test_variants_rebuild_refuses_synthetic_calibration(meta_package, tmp_path, monkeypatch, capsys):
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("TALKINGHEAD_SHARED_DATA", str(tmp_path / "empty"))  # no faces to find: synthetic inputs
+    folder = _copy(meta_package, tmp_path / "pkg")
+    assert variants_main([str(folder), "--overwrite", "--samples", "2"]) == 2
+    assert "no real face crops" in capsys.readouterr().err
+    assert variants_main([str(folder), "--overwrite", "--samples", "2", "--allow-synthetic"]) == 0
+    assert "synthetic" in json.loads((folder / "manifest.json").read_text())["variants"]["int8"]["calibration"]

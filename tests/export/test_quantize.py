@@ -58,7 +58,7 @@ def test_max_side_keeps_the_large_feature_maps_float():
         Int8Recipe(max_side=4).excluded(_strided())
 
 
-def test_default_recipe_quantises_only_the_small_maps():
+def test_max_side_recipe_quantises_only_the_small_maps():
     rng = np.random.default_rng(0)
     feeds = [{"x": rng.standard_normal((1, 4, 8, 8)).astype(np.float32)} for _ in range(4)]
     model = quantize_int8(_strided(), feeds, Int8Recipe(max_side=4))
@@ -68,6 +68,8 @@ def test_default_recipe_quantises_only_the_small_maps():
     assert not any(i in dequantised for i in convs["/big/Conv"].input)  # float
     assert "feature maps <= 32 px" in Int8Recipe().describe() and "percentile" in Int8Recipe().describe()
     assert EVERYWHERE.describe().startswith("static QDQ of Conv, ")
+    with pytest.raises(ExportError, match="quantises none of the 2 Conv nodes"):
+        quantize_int8(_strided(), feeds, Int8Recipe(max_side=2))  # no map that small: not an int8 graph
 
 
 def test_recipe_keeps_depthwise_and_ends_float():
