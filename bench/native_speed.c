@@ -1,12 +1,13 @@
 /* The native core's per-frame speed through the C ABI alone (no Python): bench/speed.py's C
  * counterpart.
  *
- *   th_bench PACKAGE_DIR [THREADS=2] [BATCHES=1,4,16] [SECONDS=1.0]
+ *   th_bench PACKAGE_DIR [THREADS=2] [BATCHES=1,4,16] [SECONDS=1.0] [VARIANT=fp32]
  *
  * For each batch size: th_render (rasterising landmarks, the generator on ONNX Runtime, RGB8
  * conversion) on a synthetic talking face — cost does not depend on the values — after 3 warm-up
  * calls, repeated for at least SECONDS and 7 calls; prints one JSON object per batch:
- *   {"runtime": "native-c", "batch": B, "threads": T, "ms_per_frame": M, "calls": N}
+ *   {"runtime": "native-c", "variant": V, "batch": B, "threads": T, "ms_per_frame": M, "calls": N}
+ * VARIANT is a generator variant of the package ("fp32", "int8", ...).
  * Exit status 0, or 1 with the library's error message.
  */
 #include <math.h>
@@ -47,18 +48,19 @@ static int fail(const char *what) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: th_bench PACKAGE_DIR [THREADS=2] [BATCHES=1,4,16] [SECONDS=1.0]\n");
+        fprintf(stderr, "usage: th_bench PACKAGE_DIR [THREADS=2] [BATCHES=1,4,16] [SECONDS=1.0] [VARIANT=fp32]\n");
         return 2;
     }
     int threads = argc > 2 ? atoi(argv[2]) : 2;
     const char *batches = argc > 3 ? argv[3] : "1,4,16";
     double seconds = argc > 4 ? atof(argv[4]) : 1.0;
+    const char *variant = argc > 5 ? argv[5] : "fp32";
 
     th_model_config config;
     th_model_config_init(&config);
     config.provider = TH_PROVIDER_CPU;
     config.intra_op_threads = threads;
-    config.variant = "fp32";
+    config.variant = variant;
     th_model *model = NULL;
     if (th_model_load(argv[1], &config, &model) != TH_OK) return fail("loading the package");
     th_model_info info;
@@ -102,8 +104,9 @@ int main(int argc, char **argv) {
         if (status == 0) {
             qsort(times, (size_t)calls, sizeof(double), cmp_double);
             double median = calls % 2 ? times[calls / 2] : 0.5 * (times[calls / 2 - 1] + times[calls / 2]);
-            printf("{\"runtime\": \"native-c\", \"batch\": %d, \"threads\": %d, \"ms_per_frame\": %.3f, \"calls\": %d}\n",
-                   batch, threads, 1000.0 * median / batch, calls);
+            printf("{\"runtime\": \"native-c\", \"variant\": \"%s\", \"batch\": %d, \"threads\": %d, "
+                   "\"ms_per_frame\": %.3f, \"calls\": %d}\n",
+                   variant, batch, threads, 1000.0 * median / batch, calls);
             fflush(stdout);
         }
         free(out);
