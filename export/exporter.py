@@ -40,7 +40,7 @@ from training.networks.generator import PersonalisedGenerator
 
 from . import data as data_mod
 from .errors import ExportError
-from .manifest_writer import build_manifest, graph_record, training_record, write_manifest
+from .manifest_writer import build_manifest, graph_record, training_record, variant_entry, write_manifest
 from .onnx_export import DEFAULT_OPSET, export_module, prepare_modules
 from .parity import check_batch_one, cpu_session, diff, run_session, run_torch
 from .prune import PrunedAttention, attention_off, negligible_attention, remove_attention
@@ -289,9 +289,7 @@ class _Exporter:
             for name, model in getattr(self, "variant_models", {}).items():
                 path = tmp / f"generator.{name}.onnx"
                 onnx.save(model, path)
-                rec, extra = graph_record(path, model), self.variant_records[name]
-                variants[name] = {"graph": extra["graph"], "file": rec["file"], "sha256": rec["sha256"],
-                                  **{k: v for k, v in extra.items() if k != "graph"}}
+                variants[name] = variant_entry(path, self.variant_records[name])
             cfg = self.models.config
             suffix = "-personalised" if self.kind == "personalised" else ""
             name = self.opts.name or f"talkinghead-{cfg.size}{suffix}"

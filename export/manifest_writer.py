@@ -23,6 +23,14 @@ def graph_record(path: Path, model: onnx.ModelProto) -> dict[str, Any]:
             "opset": int(opset), "ir_version": int(model.ir_version)}
 
 
+def variant_entry(path: Path, record: dict[str, Any], file_name: str | None = None) -> dict[str, Any]:
+    """A manifest ``variants`` entry: the build record (:func:`export.variants.build_variant`) with
+    the file written at ``path`` — named ``file_name`` in the package, default its own name — and
+    its hash."""
+    return {"graph": record["graph"], "file": file_name or path.name, "sha256": sha256_file(path),
+            **{k: v for k, v in record.items() if k != "graph"}}
+
+
 def training_record(config, state) -> dict[str, Any]:
     """The training data summary of a checkpoint (folder names only, no absolute paths)."""
     data = state.data or {}

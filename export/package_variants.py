@@ -30,7 +30,7 @@ from talkinghead.package import ModelPackage
 
 from . import data as data_mod
 from .errors import ExportError
-from .manifest_writer import graph_record, write_manifest
+from .manifest_writer import variant_entry, write_manifest
 from .parity import cpu_session, run_session
 from .variants import VARIANTS, build_variant
 
@@ -86,9 +86,7 @@ def rebuild_variants(folder: Path, names: tuple[str, ...], *, calibration: Path 
             tmp = folder / f".{final.name}.tmp-{os.getpid()}"
             onnx.save(model, tmp)
             staged.append((tmp, final))
-            manifest.setdefault("variants", {})[name] = {
-                "graph": record["graph"], "file": final.name, "sha256": graph_record(tmp, model)["sha256"],
-                **{k: v for k, v in record.items() if k != "graph"}}
+            manifest.setdefault("variants", {})[name] = variant_entry(tmp, record, final.name)
         _replace_files(folder, staged, manifest)
     finally:
         for tmp, _ in staged:

@@ -47,10 +47,9 @@ def build_variant(name: str, generator: onnx.ModelProto, feeds: dict[str, np.nda
         raise ExportError(f"unknown variant {name!r}; choose from {sorted(VARIANTS)}")
     t0 = time.perf_counter()
     precision, method, target = VARIANTS[name]
-    count = len(next(iter(feeds.values())))
     if precision == "int8":
-        recipe = recipe or Int8Recipe()
-        model = quantize_int8(generator, split_batch(feeds), recipe)
+        recipe, calib = recipe or Int8Recipe(), split_batch(feeds)
+        model = quantize_int8(generator, calib, recipe)
     else:
         model = convert_fp16(generator)
     model = check(stamp(model, "generator", name), f"generator.{name}")
@@ -58,7 +57,7 @@ def build_variant(name: str, generator: onnx.ModelProto, feeds: dict[str, np.nda
     record: dict[str, Any] = {"graph": "generator", "precision": precision, "method": method, "target": target,
                               "error": error}
     if precision == "int8":
-        record["calibration"] = f"{recipe.describe()}, over {count} samples: {description[:200]}"
+        record["calibration"] = f"{recipe.describe()}, over {len(calib)} samples: {description[:200]}"
     log.info("variant %s (%s %s, for %s): max abs %.3g, mean abs %.3g, SSIM %.4f vs fp32 (%.1f s)", name,
              precision, method, target, error["max_abs"], error["mean_abs"], error["ssim"], time.perf_counter() - t0)
     return model, record

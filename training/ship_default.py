@@ -73,11 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        default_list = REPO / "training" / "holdout.txt"
-        if args.holdout_file is not None:  # named: it must be readable
-            holdout = read_name_list(args.holdout_file)
-        else:
-            holdout = read_name_list(default_list) if default_list.is_file() else ()
+        default_list = REPO / "training" / "holdout.txt"  # used when present; a named file must be readable
+        holdout_file = args.holdout_file or (default_list if default_list.is_file() else None)
+        holdout = read_name_list(holdout_file) if holdout_file else ()
         path = ship(args.checkpoint, args.data, holdout, args.dest, compact=args.compact)
     except (TrainingError, ExportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
