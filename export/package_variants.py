@@ -7,7 +7,8 @@ from the package's own fp32 generator (:mod:`export.variants`), e.g. after a bet
 without its training checkpoint. The calibration inputs are real face crops (a prepared dataset with ``--calibration``, else what :func:`export.data.load_samples`
 finds; synthetic inputs are refused unless ``--allow-synthetic``), their identity from the
 package's own embedder. A variant already in the package is
-replaced only with ``--overwrite``; the manifest is rewritten with the new file's hash and error and
+replaced only with ``--overwrite``; the manifest is rewritten with the new file's hash and error (for
+int8 also the CPU the error was measured on) and
 the package is loaded back (hashes, role stamps) before the command succeeds. Exit status: 0 done,
 2 refused or failed a check (the package is left as it was), 1 a bug.
 """
@@ -32,6 +33,7 @@ from . import data as data_mod
 from .errors import ExportError
 from .manifest_writer import variant_entry, write_manifest
 from .parity import cpu_session, run_session
+from .quantize import Int8Recipe, measured_on
 from .variants import VARIANTS, build_variant
 
 log = logging.getLogger("export")
@@ -79,6 +81,9 @@ def rebuild_variants(folder: Path, names: tuple[str, ...], *, calibration: Path 
     feeds = package_feeds(package, data, threads)
     reference = run_session(cpu_session(generator, threads), feeds)
     built = {name: build_variant(name, generator, feeds, reference, data.description, threads) for name in names}
+    for _, record in built.values():
+        if "calibration" in record:  # int8: its error may depend on the CPU it was measured on
+            record["calibration"] += f"; {measured_on(Int8Recipe())}"
     staged: list[tuple[Path, Path]] = []  # (temporary file, final file)
     try:
         for name, (model, record) in built.items():

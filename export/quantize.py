@@ -8,7 +8,12 @@ Inputs and outputs stay float32, so a variant is a drop-in file for its graph.
 - int8: ``onnxruntime.quantization``: ``quant_pre_process`` (ONNX shape inference and ORT's basic
   graph optimisation; ORT's symbolic shape inference does not complete on the rasteriser's einsum,
   so it is skipped), then ``quantize_static`` in the QDQ format with per-channel symmetric QInt8
-  weights and QUInt8 activations, calibrated on real face crops and their landmarks. What is
+  weights in 7 bits ([-64, 64], ORT's ``reduce_range``) and QUInt8 activations, calibrated on real
+  face crops and their landmarks. 7 bits because x86-64 CPUs without VNNI (AVX2 only) multiply u8
+  activations by s8 weights with VPMADDUBSW, whose int16 sum of two products saturates for 8-bit
+  weights (2 x 255 x 127 > 32767): the bundled 8-bit graph rendered SSIM 0.973 against fp32 there
+  and 0.99 on VNNI CPUs. With 7-bit weights no pair can exceed 2 x 255 x 64 = 32640, so the error no
+  longer depends on the CPU (issue 18; measured in ``bench/int8_recipes.py``, docs/performance.md). What is
   quantised is an :class:`Int8Recipe`; the shipped one makes only the convolutions whose feature maps
   are at most 32 px on a side int8 (for ``lite`` at 256²: the encoder's last two stages, the
   bottleneck and the decoder's first stage), with percentile calibration. There the convolutions are
@@ -26,6 +31,7 @@ from __future__ import annotations
 import copy
 import io
 import logging
+import platform
 import tempfile
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
@@ -58,6 +64,14 @@ class Int8Recipe:
             side are quantised (measured by running the graph once on a calibration input); nodes
             without a 4-D output (MatMul, Gemm) then stay float. An absolute size: at 512² it
             selects fewer stages than at 256² (speed measured at 256² only).
+        reduce_range: 7-bit weights (ONNX Runtime's ``reduce_range``: every int8 weight in
+            [-64, 64]) instead of [-127, 127]. Without VNNI, x86-64 CPUs run u8 x s8 convolutions with
+            VPMADDUBSW, which adds two u8 x s8 products into a saturating int16: with 8-bit weights a
+            pair can reach 2 x 255 x 127 = 64770 and is clipped at 32767, so the error against fp32
+            depends on the CPU (AVX2-only machines render worse than VNNI ones); with 7-bit weights a
+            pair is at most 2 x 255 x 64 = 32640 and cannot saturate on any x86-64 CPU.
+        activations: "uint8" (QUInt8 activations, u8 x s8 arithmetic) or "int8" (S8S8; measured
+            in bench/int8_recipes.py).
     """
 
     op_types: tuple[str, ...] = ("Conv",)
@@ -67,6 +81,8 @@ class Int8Recipe:
     percentile: float = 99.99
     only_scopes: tuple[str, ...] = ()
     max_side: int | None = 32
+    reduce_range: bool = True
+    activations: Literal["uint8", "int8"] = "uint8"
 
     def excluded(self, model: onnx.ModelProto, sides: dict[str, int] | None = None) -> list[str]:
         """Nodes this recipe keeps in float: the rasteriser's, then its own choices.
@@ -95,7 +111,54 @@ class Int8Recipe:
         where += ["depthwise kept float"] * self.skip_depthwise + ["first/last kept float"] * self.skip_ends
         where += [f"scopes {', '.join(self.only_scopes)}"] if self.only_scopes else []
         calib = f"percentile {self.percentile:g}" if self.calibration == "percentile" else "MinMax"
-        return f"static QDQ of {what}{' (' + '; '.join(where) + ')' if where else ''}, rest and rasteriser fp32, {calib}"
+        weights = "7-bit weights in [-64, 64]" if self.reduce_range else "8-bit weights"
+        acts = "u8" if self.activations == "uint8" else "s8"
+        return (f"static QDQ of {what}{' (' + '; '.join(where) + ')' if where else ''}, rest and rasteriser fp32, "
+                f"{calib}, {weights}, {acts} activations")
+
+
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
+_FLAG_NAMES = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI",
+               "avx512_bf16": "AVX-512 BF16", "amx_int8": "AMX-INT8"}
+
+
+def cpu_model_and_flags() -> tuple[str, set[str]]:
+    """The CPU's model name and its flags from /proc/cpuinfo (no flags where there is none)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    return model, flags
+
+
+def cpu_description() -> str:
+    """The CPU's model and which of its int8-relevant vector extensions it has: an int8 graph's error
+    against fp32 is measured on one CPU, and for u8 x s8 with 8-bit weights it depends on it
+    (:class:`Int8Recipe`)."""
+    model, flags = cpu_model_and_flags()
+    if not flags:
+        return f"CPU: {model} (flags unknown: no /proc/cpuinfo)"
+    return f"CPU: {model}; " + ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in CPU_FLAGS)
+
+
+def measured_on(recipe: Int8Recipe) -> str:
+    """Where an int8 error was measured, for the manifest: the CPU and its int8 extensions, and what
+    that says about CPUs without VNNI."""
+    model, flags = cpu_model_and_flags()
+    have = [_FLAG_NAMES[f] for f in CPU_FLAGS if f in flags]
+    where = f"{model} with {', '.join(have)}" if have else f"{model} (flags unknown)"
+    if not {"avx512_vnni", "avx_vnni"} & flags:
+        return f"error vs fp32 measured on {where} (no VNNI)"
+    safe = ("7-bit weights keep its u8 x s8 int16 pair sums from saturating" if recipe.reduce_range
+            else "its u8 x s8 int16 pair sums can saturate with 8-bit weights")
+    return f"error vs fp32 measured on {where}; not measured on an AVX2-only CPU (no VNNI), where {safe}"
 
 
 def _group(node: onnx.NodeProto) -> int:
@@ -182,7 +245,8 @@ def quantize_int8(model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]],
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
                 weight_type=QuantType.QInt8,
-                activation_type=QuantType.QUInt8,
+                activation_type=QuantType.QUInt8 if recipe.activations == "uint8" else QuantType.QInt8,
+                reduce_range=recipe.reduce_range,
                 calibrate_method=(CalibrationMethod.MinMax if recipe.calibration == "minmax"
                                   else CalibrationMethod.Percentile),
                 nodes_to_exclude=excluded,
