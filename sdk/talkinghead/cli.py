@@ -2,11 +2,17 @@
 
 Exit codes: 0 success, 2 a problem with the user's input (one line on stderr), 1 an internal
 failure. ``--verbose`` shows tracebacks and debug logs; ``--quiet`` hides progress.
+
+Before any work: numeric options are range-checked (:data:`LIMITS`; ``--threads`` above the CPU
+count is lowered to it with a warning), and an output that is one of the command's inputs (the
+same file by path, symlink or hard link: ``--source``, ``--driving``, ``--avatar``, a landmarks
+file, a file of the model package) is refused, ``--overwrite`` or not.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 import traceback
@@ -19,9 +25,72 @@ log = logging.getLogger("talkinghead")
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USER = 0, 1, 2
 
+#: option -> (lowest, highest, lowest allowed itself): the accepted range of each numeric option.
+LIMITS: dict[str, tuple[float, float, bool]] = {
+    "fps": (0.0, 240.0, False),      # (0, 240]
+    "seconds": (0.0, 600.0, False),  # (0, 600]
+    "batch": (1, 64, True),          # 1..64
+}
 
-def _check_output(path: Path, overwrite: bool) -> None:
-    """Fail before any work when the output exists (without --overwrite) or cannot be written."""
+#: argument names whose values are input files (the output must be none of them).
+INPUT_OPTIONS = ("source", "driving", "avatar", "landmarks")
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Range-check the numeric options ``args`` has (``InputError`` naming the option) and lower
+    ``--threads`` to the CPU count, with a warning."""
+    for name, (low, high, closed) in LIMITS.items():
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        flag = f"--{name}"
+        if not math.isfinite(value) or not (low <= value if closed else low < value) or value > high:
+            span = f"{low:g}..{high:g}" if closed else f"({low:g}, {high:g}]"
+            kind = "an integer" if isinstance(value, int) else "a finite number"
+            raise InputError(f"{flag} must be {kind} in {span}, got {value:g}")
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        if threads < 0:
+            raise InputError(f"--threads must be >= 0 (0: all cores), got {threads}")
+        cores = os.cpu_count()
+        if cores and threads > cores:
+            print(f"warning: --threads {threads} is more than this machine's {cores} CPU core(s); using {cores}",
+                  file=sys.stderr)
+            args.threads = cores
+
+
+def _input_files(args: argparse.Namespace) -> list[Path]:
+    """The files a command reads: its input options, then the model package's files."""
+    files: list[Path] = []
+    for name in INPUT_OPTIONS:
+        value = getattr(args, name, None)
+        if value:
+            files += [Path(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+    if hasattr(args, "model"):
+        from .model import DEFAULT_PACKAGE
+
+        folder = Path(args.model) if args.model else DEFAULT_PACKAGE
+        if folder.is_dir():
+            files += sorted(p for p in folder.iterdir() if p.is_file())
+    return files
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)  # hard links, case-insensitive file systems
+    except OSError:  # one of them does not exist
+        return False
+
+
+def _check_output(path: Path, overwrite: bool, inputs: list[Path] = ()) -> None:
+    """Fail before any work when the output is one of the ``inputs``, exists (without --overwrite) or
+    cannot be written."""
+    for source in inputs:
+        if _same_file(path, source):
+            raise InputError(f"the output {path} is the input {source}; write to another file "
+                             "(refused even with --overwrite)")
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} exists; pass --overwrite to replace it")
     if path.is_dir():
@@ -45,7 +114,7 @@ def cmd_animate(args) -> int:
     from .video import VideoWriter, probe
 
     out = Path(args.output)
-    _check_output(out, args.overwrite)
+    _check_output(out, args.overwrite, _input_files(args))
     info = probe(args.driving)
     model = _load(args)
     if args.avatar:
@@ -76,7 +145,7 @@ def cmd_demo(args) -> int:
     from .video import VideoWriter
 
     out = Path(args.output)
-    _check_output(out, args.overwrite)
+    _check_output(out, args.overwrite, _input_files(args))
     model = _load(args)
     avatar = model.default_avatar()
     track = generate_performance(avatar.landmarks, args.seconds, args.fps, PerformanceConfig(seed=args.seed))
@@ -94,7 +163,7 @@ def cmd_demo(args) -> int:
 
 def cmd_embed(args) -> int:
     out = Path(args.output)
-    _check_output(out, args.overwrite)
+    _check_output(out, args.overwrite, _input_files(args))
     model = _load(args)
     avatar = model.create_avatar(args.source, face_index=args.face)
     avatar.save(out, overwrite=args.overwrite)
@@ -134,8 +203,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--provider", default="auto", help="auto, cpu, cuda, or an onnxruntime provider name")
     p.add_argument("--variant", default="auto", choices=["auto", "fp32", "int8", "fp16"],
                    help="generator variant (default auto: fp16 on CUDA, fp32 on CPU)")
-    p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: all cores)")
-    p.add_argument("--batch", type=int, default=1, help="frames per generator call")
+    p.add_argument("--threads", type=int, default=0,
+                   help="onnxruntime intra-op threads (0: all cores; more than the cores: the cores)")
+    p.add_argument("--batch", type=int, default=1, help="frames per generator call (1-64)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["relative", "absolute"], default="relative",
                    help="relative (default): keep the source's face shape; absolute: take the driver's")
     p.add_argument("--crop-only", action="store_true", help="write the face crop, not the pasted source image")
-    p.add_argument("--fps", type=float, help="output frame rate (default: the driving clip's)")
+    p.add_argument("--fps", type=float, help="output frame rate, at most 240 (default: the driving clip's)")
     p.add_argument("--face", type=int, default=0, help="which face in the source (0: the largest)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     _add_model_options(p)
@@ -163,8 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", parents=[common], help="render the bundled avatar with a generated performance")
     p.add_argument("-o", "--output", default="demo.mp4", metavar="OUT.mp4")
-    p.add_argument("--seconds", type=float, default=8.0)
-    p.add_argument("--fps", type=float, default=25.0)
+    p.add_argument("--seconds", type=float, default=8.0, help="length, at most 600 (default 8)")
+    p.add_argument("--fps", type=float, default=25.0, help="frame rate, at most 240 (default 25)")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated performance")
     p.add_argument("--overwrite", action="store_true")
     _add_model_options(p)
@@ -189,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else (logging.ERROR if args.quiet else logging.WARNING),
                         format="%(levelname)s: %(message)s")
     try:
+        check_numbers(args)
         return args.func(args)
     except TalkingHeadError as exc:
         if args.verbose:

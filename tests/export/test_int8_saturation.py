@@ -24,7 +24,8 @@ from training.config import tiny_config
 
 INT16_MAX = 32767
 U8_MAX = 255
-BUNDLED_INT8 = Path(__file__).resolve().parents[2] / "sdk" / "talkinghead" / "models" / "default" / "generator.int8.onnx"
+BUNDLED_INT8 = (Path(__file__).resolve().parents[2] / "sdk" / "talkinghead" / "models" / "default"
+                / "generator.int8.onnx")
 
 
 def _int8_facts(model: onnx.ModelProto) -> dict:
