@@ -26,7 +26,7 @@ from safetensors.torch import save_file
 from .averaging import Averaged
 from .config import Config, config_from_dict
 from .errors import CheckpointError, ConfigError
-from .networks import Discriminator, Embedder, Generator
+from .networks import Discriminator, Embedder, Generator, WarpGenerator
 
 FORMAT = "talkinghead-checkpoint/1"
 TRAIN_PREFIX = "train."  # the optimiser's own weights, beside an average
@@ -38,8 +38,8 @@ class Models:
 
     config: Config
     embedder: Embedder
-    generator: Generator
-    discriminator: Discriminator
+    generator: Generator | WarpGenerator
+    discriminator: Discriminator | None  # None for the warp family (trained without one)
     psi: torch.Tensor | None = None  # personalised AdaIN parameters [1, P]
     averaged: Averaged | None = None  # EMA of embedder + generator (what ships), while training with one
 
@@ -56,9 +56,25 @@ class CheckpointState:
 
 
 def build_models(config: Config, num_videos: int) -> Models:
-    """Fresh modules for a config."""
+    """Fresh modules for a config: the family's generator; a discriminator for the adain family."""
     net = config.net
+    if net.family == "warp":
+        return Models(config, Embedder(net), WarpGenerator(net), None)
     return Models(config, Embedder(net), Generator(net), Discriminator(net, max(num_videos, 1)))
+
+
+def load_embedder(path: Path, models: Models) -> int:
+    """Copy the embedder weights of another checkpoint (e.g. lite's, for a warp run); returns its step.
+
+    Raises:
+        CheckpointError: not a checkpoint, or its embedder has another architecture.
+    """
+    path = Path(path)
+    read_metadata(path)
+    with safe_open(str(path), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys() if k.startswith("embedder.")}
+    _load_module(path, models.embedder, tensors, "embedder")
+    return int(read_metadata(path).get("step", 0))
 
 
 def _state_dict(models: Models, with_training_weights: bool) -> dict[str, torch.Tensor]:
@@ -66,6 +82,7 @@ def _state_dict(models: Models, with_training_weights: bool) -> dict[str, torch.
     modules = [("embedder", avg.embedder if avg else models.embedder),
                ("generator", avg.generator if avg else models.generator),
                ("discriminator", models.discriminator)]
+    modules = [(prefix, module) for prefix, module in modules if module is not None]
     if avg is not None and with_training_weights:
         modules += [(TRAIN_PREFIX + "embedder", models.embedder), (TRAIN_PREFIX + "generator", models.generator)]
     out: dict[str, torch.Tensor] = {}
@@ -151,7 +168,8 @@ def load_checkpoint(path: Path, config: Config | None = None, *,
     models = build_models(cfg, num_videos)
     for prefix, module in (("embedder", models.embedder), ("generator", models.generator),
                            ("discriminator", models.discriminator)):
-        _load_module(path, module, tensors, prefix)
+        if module is not None:
+            _load_module(path, module, tensors, prefix)
     if for_training and any(k.startswith(TRAIN_PREFIX) for k in tensors):
         models.averaged = Averaged.copy_of(models.embedder, models.generator)
         for prefix, module in (("embedder", models.embedder), ("generator", models.generator)):

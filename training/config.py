@@ -44,6 +44,39 @@ class RasterConfig:
 
 
 @dataclass
+class WarpConfig:
+    """The warping generator (family ``warp``, training/networks/warp_generator.py)."""
+
+    prior_grid: int = 64  # resolution of the analytic piecewise-affine field (upsampled to the output)
+    net_grid: int = 64  # resolution of the per-shot flow/confidence refiner
+    synth_grid: int = 128  # resolution of the synthesis branch and its occlusion mask
+    flow_width: int = 16
+    synth_width: int = 16
+    blend_top: int = 2  # shots warped at full resolution per frame: the nearest by landmark distance
+    tau_init: float = 0.002  # blend temperature of the landmark distance: small, the nearest shot wins
+    max_correction: float = 0.05  # bound of the learned flow correction (crop units; 0.05 = 6.4 px at 256)
+    mask_bias: float = 6.0  # occlusion mask logit at init: sigmoid(6) = 0.998, the warp shows through
+    reference_cap: int = 8  # shots an avatar keeps for the generator (the manifest states it)
+
+    def validate(self) -> None:
+        for name in ("prior_grid", "net_grid", "synth_grid"):
+            v = getattr(self, name)
+            if v < 8 or v % 4:
+                raise ConfigError(f"warp.{name} must be a multiple of 4 and >= 8, got {v}")
+        if self.flow_width < 1 or self.synth_width < 1:
+            raise ConfigError("warp.flow_width and warp.synth_width must be >= 1")
+        if not self.tau_init > 0 or not self.max_correction >= 0:
+            raise ConfigError("warp.tau_init must be > 0 and warp.max_correction >= 0")
+        if not 1 <= self.blend_top <= 8:
+            raise ConfigError("warp.blend_top must be in 1..8")
+        if not 1 <= self.reference_cap <= 32:
+            raise ConfigError("warp.reference_cap must be in 1..32")
+
+
+FAMILIES = ("adain", "warp")
+
+
+@dataclass
 class NetworkConfig:
     """Widths and depths of the embedder, generator and discriminator."""
 
@@ -65,9 +98,16 @@ class NetworkConfig:
     trunk_pool_first: bool = False  # embedder/discriminator's first block pools before its convs (4x cheaper)
     spectral_norm: bool = True
     raster: RasterConfig = field(default_factory=RasterConfig)
+    # The generator family: "adain" (the paper's: synthesis from landmarks + AdaIN identity) or
+    # "warp" (warps the avatar's shots along a motion field, synthesises what they hide).
+    family: str = "adain"
+    warp: WarpConfig = field(default_factory=WarpConfig)
 
     def validate(self) -> None:
         self.raster.validate()
+        self.warp.validate()
+        if self.family not in FAMILIES:
+            raise ConfigError(f"net.family must be one of {FAMILIES}, got {self.family!r}")
         if self.resolution % (2 ** len(self.gen_down)) != 0:
             raise ConfigError("resolution must be divisible by 2**len(gen_down)")
         if len(self.gen_up) != len(self.gen_down):
@@ -94,6 +134,7 @@ class LossConfig:
     w_adv: float = 1.0
     w_fm: float = 10.0
     w_match: float = 80.0
+    w_gradient: float = 0.0  # L1 of image gradients (finite differences): punishes blur (warp family)
 
     def validate(self) -> None:
         if self.content_backbone == "vgg19" and not self.content_weights_file:
@@ -130,7 +171,8 @@ class TrainConfig:
     # Speed (training/precision.py; bench/train_speed.py measures it): "bf16" runs the forward passes
     # under torch.autocast (weights, optimiser and losses stay fp32); channels_last lays activations
     # out NHWC, which oneDNN's convolutions prefer.
-    precision: Literal["fp32", "bf16"] = "fp32"
+    # "auto": bf16 where the CPU has native bf16 (AVX512_BF16 or AMX) or on a GPU, else fp32.
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
     channels_last: bool = False
 
     def validate(self) -> None:
@@ -150,7 +192,7 @@ class TrainConfig:
 class Config:
     """Everything a run needs; stored in each checkpoint so export can rebuild the modules."""
 
-    size: Literal["lite", "paper", "tiny"] = "lite"
+    size: Literal["lite", "paper", "tiny", "warp", "tiny-warp"] = "lite"
     net: NetworkConfig = field(default_factory=NetworkConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -212,11 +254,41 @@ def tiny_config() -> Config:
     return Config(size="tiny", net=net, loss=loss)
 
 
-PRESETS = {"lite": lite_config, "paper": paper_config, "tiny": tiny_config}
+def warp_config() -> Config:
+    """The warping generator beside lite's embedder (which it reuses, frozen)."""
+    config = lite_config()
+    config.size = "warp"
+    config.net.family = "warp"
+    config.train.lr_gen = 2e-4
+    config.train.betas = (0.9, 0.999)  # no adversary: plain Adam
+    config.train.k_shots = 8
+    config.train.batch_size = 4
+    config.train.precision = "auto"
+    config.train.ema_decay = 0.99
+    config.train.num_workers = 1
+    config.train.sample_every = 100
+    config.train.checkpoint_every = 100
+    config.loss.w_gradient = 10.0
+    return config
+
+
+def tiny_warp_config() -> Config:
+    """The warping generator at 64x64 for tests."""
+    config = tiny_config()
+    config.size = "tiny-warp"
+    config.net.family = "warp"
+    config.net.warp = WarpConfig(prior_grid=16, net_grid=16, synth_grid=32, flow_width=4, synth_width=4,
+                                 reference_cap=4)
+    return config
+
+
+PRESETS = {"lite": lite_config, "paper": paper_config, "tiny": tiny_config, "warp": warp_config,
+           "tiny-warp": tiny_warp_config}
 
 
 _SUBCONFIGS: dict[str, type] = {
     "net": NetworkConfig, "loss": LossConfig, "train": TrainConfig, "raster": RasterConfig,
+    "warp": WarpConfig,
 }
 
 

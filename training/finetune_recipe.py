@@ -40,7 +40,7 @@ class FinetuneConfig:
     # follows the driver's landmarks better. bench/quality.py, K = 8, 6 held-out clips, 200 steps:
     # 0.1 against 0 gives SSIM 0.735 / 0.722, landmark error 0.042 / 0.049, CSIM 0.945 / 0.942.
     augment: float = 0.1
-    precision: Precision = "fp32"  # "bf16": autocast forward passes (training/precision.py)
+    precision: Precision = "auto"  # bf16 autocast where the CPU has native bf16 (training/precision.py)
     channels_last: bool = False
 
 

@@ -23,13 +23,15 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from .augment import Augmentation
-from .checkpoint import CheckpointState, build_models, load_checkpoint, load_optimizers, save_checkpoint
+from .checkpoint import (CheckpointState, build_models, load_checkpoint, load_embedder, load_optimizers,
+                         save_checkpoint)
 from .config import Config, load_config
 from .dataset import EpisodeDataset, read_name_list
 from .errors import DatasetError, TrainingError
 from .meta_learning import MetaLearner
 from .prefetch import BatchPrefetcher
 from .run_dir import MetricsLog, plot_losses, write_grid, write_options
+from .warp_learning import WarpLearner
 
 log = logging.getLogger("talkinghead.train")
 CHECKPOINT = "checkpoint.safetensors"
@@ -43,6 +45,7 @@ class RunOptions:
     out: Path
     resume: bool = False
     init: Path | None = None  # start from these weights (the repo's compact checkpoint); step count continues
+    init_embedder: Path | None = None  # a fresh run takes only the embedder of this checkpoint (warp family: lite's)
     steps: int | None = None  # total steps to reach (overrides config.train.steps)
     skip_short: bool = False
     holdout: tuple[str, ...] = field(default_factory=tuple)
@@ -84,7 +87,10 @@ def train(config: Config, opts: RunOptions) -> Path:
         models, state = load_checkpoint(opts.init, config, for_training=True)
     else:
         models, state = build_models(config, len(dataset)), CheckpointState()
-    if state.videos and state.videos != dataset.names:
+        if opts.init_embedder is not None:
+            state.extra["embedder_from"] = {"path": str(opts.init_embedder),
+                                            "step": load_embedder(opts.init_embedder, models)}
+    if state.videos and state.videos != dataset.names and models.discriminator is not None:
         if opts.resume:
             raise TrainingError("the dataset's videos differ from the checkpoint's (W_i are per video); "
                                 f"checkpoint has {len(state.videos)}, data has {len(dataset)}")
@@ -96,7 +102,10 @@ def train(config: Config, opts: RunOptions) -> Path:
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
         wrap = lambda m: torch.nn.parallel.DistributedDataParallel(m, device_ids=ids, find_unused_parameters=True)  # noqa: E731
-    learner = MetaLearner(models, config, device, wrap)
+    if config.net.family == "warp":
+        learner = WarpLearner(models, config, device, wrap, start_step=state.step)
+    else:
+        learner = MetaLearner(models, config, device, wrap)
     if opts.resume:
         load_optimizers(ckpt_path, learner.optimizers)
 
@@ -121,7 +130,7 @@ def train(config: Config, opts: RunOptions) -> Path:
             if main:
                 if state.step % t.log_every == 0 or state.step == total:
                     metrics.log({"step": state.step, "seconds": round(time.time() - t0, 2), **result.losses})
-                    bar.set_postfix(l1=f"{result.losses['l1']:.3f}", d=f"{result.losses['loss_d']:.2f}")
+                    bar.set_postfix(l1=f"{result.losses['l1']:.3f}", loss=f"{result.losses['loss_g']:.2f}")
                 if state.step % t.sample_every == 0 or state.step == total:
                     write_grid(opts.out / "samples" / f"step_{state.step:07d}.png",
                                [result.shot, result.real, result.fake])
@@ -222,11 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--init", type=Path, help="start from this checkpoint's weights and step count (new optimizer state; "
                                              "e.g. checkpoints/lite/checkpoint.safetensors)")
+    p.add_argument("--init-embedder", type=Path, help="a fresh run takes the embedder of this checkpoint "
+                                                      "(the warp family: checkpoints/lite/checkpoint.safetensors)")
     p.add_argument("--steps", type=int, help="total steps to reach (default: the config's)")
     p.add_argument("--seed", type=int, help="override config.train.seed")
     p.add_argument("--k-shots", type=int, help="override config.train.k_shots")
     p.add_argument("--holdout", nargs="*", default=[], help="video names to leave out (evaluation)")
-    p.add_argument("--holdout-file", type=Path, help="a file with one held-out video name per line")
+    p.add_argument("--holdout-file", type=Path, nargs="+", default=[],
+                   help="file(s) with one held-out video name per line (e.g. training/holdout.txt "
+                        "training/validation.txt)")
     p.add_argument("--skip-short", action="store_true", help="leave out videos with fewer than K+1 frames")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--threads", type=int, help="torch CPU threads")
@@ -249,9 +262,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.threads:
             torch.set_num_threads(args.threads)
         holdout = list(args.holdout)
-        if args.holdout_file:
-            holdout += read_name_list(args.holdout_file)
-        opts = RunOptions(data=args.data, out=args.out, resume=args.resume, init=args.init, steps=args.steps,
+        for name_file in args.holdout_file:
+            holdout += read_name_list(name_file)
+        opts = RunOptions(data=args.data, out=args.out, resume=args.resume, init=args.init,
+                          init_embedder=args.init_embedder, steps=args.steps,
                           skip_short=args.skip_short, holdout=tuple(holdout), device=args.device,
                           compact=args.compact, quiet=args.quiet,
                           max_minutes=args.max_minutes)

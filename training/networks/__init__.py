@@ -1,6 +1,7 @@
-"""The three networks of Zakharov et al. 2019 and their building blocks."""
+"""The three networks of Zakharov et al. 2019, the warping generator, and their building blocks."""
 from .discriminator import Discriminator
 from .embedder import Embedder
 from .generator import Generator, PersonalisedGenerator
+from .warp_generator import WarpGenerator
 
-__all__ = ["Embedder", "Generator", "PersonalisedGenerator", "Discriminator"]
+__all__ = ["Embedder", "Generator", "PersonalisedGenerator", "Discriminator", "WarpGenerator"]

@@ -1,0 +1,268 @@
+"""The warping generator (family ``warp``): move the shots' real pixels, synthesise only what is hidden.
+
+Per frame, from the target's 68 landmarks and K reference shots (crops + their landmarks):
+
+1. ``PiecewiseAffineField``: an analytic motion field per shot. Target and shot share one fixed
+   triangulation (training/face_mesh.py, crop-border points included); each target pixel keeps its
+   barycentric coordinates and takes the shot's point with the same coordinates.
+2. ``FlowRefiner``: a small conv net per shot adds a bounded flow correction and a confidence
+   logit (its last layer starts at zero: no correction, no confidence).
+3. Warping: 2-D GridSample of each shot along its (upsampled) field.
+4. Blending: softmax over the shots of ``-mean landmark distance / tau + confidence``, per pixel
+   (tau starts small: the nearest shot wins).
+5. ``Synthesiser``: a small U-Net conditioned on the identity (FiLM) paints the image and an
+   occlusion mask m (starts at ~1: the warp shows through): ``out = m * warped + (1 - m) * synth``.
+
+Untrained, the module therefore renders the classical piecewise-affine warp of the nearest shot;
+training can only add. ``stages`` switches the learned parts off for the ablation table.
+Every op is plain ONNX (opset 16+: GridSample 2-D); K is a dynamic axis of the exported graph.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import NetworkConfig, WarpConfig
+from ..face_mesh import BORDER_POINTS, TRIANGLES
+from ..rasterizer import LandmarkRasterizer
+
+STAGES = ("prior", "flow", "blend", "synthesis")  # cumulative ablation stages
+
+
+def pixel_centres(size: int) -> torch.Tensor:
+    """[size*size, 2] (x, y) pixel centres of a size x size grid in crop-normalised units."""
+    u = (torch.arange(size, dtype=torch.float32) * 2 + 1) / size - 1
+    gy, gx = torch.meshgrid(u, u, indexing="ij")
+    return torch.stack([gx, gy], -1).reshape(-1, 2)
+
+
+class PiecewiseAffineField(nn.Module):
+    """Target landmarks [B,68,2] + shot landmarks [B,K,68,2] -> sampling grid [B,K,G,G,2].
+
+    The grid holds, for each target pixel, where to read the shot (crop-normalised x, y). Pixels in
+    no triangle (a fold of the target mesh can leave holes) read the shot at their own place;
+    pixels in several (overlaps) average them.
+    """
+
+    def __init__(self, grid: int) -> None:
+        super().__init__()
+        self.grid = grid
+        self.register_buffer("triangles", torch.tensor(TRIANGLES, dtype=torch.int64).reshape(-1), persistent=False)
+        self.register_buffer("border", torch.tensor(BORDER_POINTS, dtype=torch.float32), persistent=False)
+        pixels = pixel_centres(grid)
+        self.register_buffer("pixels", pixels, persistent=False)
+        self.register_buffer("pixels_h", torch.cat([pixels, torch.ones(len(pixels), 1)], 1), persistent=False)
+        self.num_triangles = len(TRIANGLES)
+
+    def forward(self, target: torch.Tensor, shots: torch.Tensor) -> torch.Tensor:
+        b, k = shots.shape[0], shots.shape[1]
+        t, g = self.num_triangles, self.grid
+        pts_t = torch.cat([target, self.border.expand(b, -1, -1)], 1)  # [B, N, 2]
+        tri = pts_t.index_select(1, self.triangles).reshape(b, t, 3, 2)
+        v0, v1, v2 = tri[:, :, 0], tri[:, :, 1], tri[:, :, 2]  # [B, T, 2]
+        a, c = v1 - v0, v2 - v0
+        det = a[..., 0] * c[..., 1] - a[..., 1] * c[..., 0]  # [B, T]
+        valid = det.abs() > 1e-7
+        inv_det = torch.where(valid, 1.0 / torch.where(valid, det, torch.ones_like(det)), torch.zeros_like(det))
+        # Barycentrics are affine in the pixel: [l1, l2] = [x, y, 1] @ coef, coef [B, 3, 2T].
+        ax, ay, cx, cy, x0, y0 = a[..., 0], a[..., 1], c[..., 0], c[..., 1], v0[..., 0], v0[..., 1]
+        coef1 = torch.stack([cy, -cx, cx * y0 - cy * x0], 1) * inv_det[:, None]
+        coef2 = torch.stack([-ay, ax, ay * x0 - ax * y0], 1) * inv_det[:, None]
+        lam = torch.matmul(self.pixels_h, torch.cat([coef1, coef2], 2))  # [B, P, 2T]
+        l1, l2 = lam[..., :t], lam[..., t:]
+        l0 = 1.0 - l1 - l2
+        eps = 1e-5
+        inside = (torch.minimum(torch.minimum(l0, l1), l2) >= -eps) & valid[:, None]
+        weight = inside.to(target.dtype)  # [B, P, T]
+        count = weight.sum(-1, keepdim=True)  # [B, P, 1]
+        weight = weight / count.clamp(min=1.0)
+        # Shot point = sum_t w_t (v0' + l1 (v1' - v0') + l2 (v2' - v0')): one matmul over [w, w l1, w l2].
+        pts_s = torch.cat([shots, self.border.expand(b, k, -1, -1)], 2)  # [B, K, N, 2]
+        tri_s = pts_s.index_select(2, self.triangles).reshape(b, k, t, 3, 2)
+        s0 = tri_s[:, :, :, 0]
+        basis = torch.cat([s0, tri_s[:, :, :, 1] - s0, tri_s[:, :, :, 2] - s0], 2)  # [B, K, 3T, 2]
+        terms = torch.cat([weight, weight * l1, weight * l2], 2)  # [B, P, 3T]
+        src = torch.matmul(terms[:, None], basis)  # [B, K, P, 2]
+        empty = (count <= 0).to(target.dtype)  # [B, P, 1]
+        src = src + (empty * self.pixels)[:, None]
+        return src.reshape(b, k, g, g, 2)
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1)
+
+
+def _act(x: torch.Tensor) -> torch.Tensor:
+    return F.leaky_relu(x, 0.2)
+
+
+def _up(x: torch.Tensor, size: int) -> torch.Tensor:
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+
+
+class FlowRefiner(nn.Module):
+    """Per shot, at the net grid: [warped shot (3), target raster, prior offset (2)] -> (flow (2), confidence (1))."""
+
+    def __init__(self, cin: int, width: int) -> None:
+        super().__init__()
+        self.c1 = _conv(cin, width)
+        self.c2 = _conv(width, 2 * width, stride=2)
+        self.c3 = _conv(2 * width, 2 * width)
+        self.c4 = _conv(3 * width, width)
+        self.out = _conv(width, 3)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f1 = _act(self.c1(x))
+        f2 = _act(self.c3(_act(self.c2(f1))))
+        f = _act(self.c4(torch.cat([_up(f2, x.shape[-1]), f1], 1)))
+        return self.out(f)
+
+
+class Synthesiser(nn.Module):
+    """[blended warp (3), target raster, warp spread (1)] + identity -> (image (3) in [-1,1], mask logit (1))."""
+
+    def __init__(self, cin: int, width: int, identity_dim: int, mask_bias: float) -> None:
+        super().__init__()
+        w = width
+        self.c1 = _conv(cin, w)
+        self.c2 = _conv(w, 2 * w, stride=2)
+        self.c3 = _conv(2 * w, 4 * w, stride=2)
+        self.c4 = _conv(4 * w, 4 * w)
+        self.film = nn.Linear(identity_dim, 8 * w)  # identity -> scale, shift of the bottleneck
+        nn.init.normal_(self.film.weight, std=0.01)
+        nn.init.zeros_(self.film.bias)
+        self.u1 = _conv(6 * w, 2 * w)
+        self.u2 = _conv(3 * w, w)
+        self.out = _conv(w, 4)
+        nn.init.zeros_(self.out.weight)
+        with torch.no_grad():
+            self.out.bias.copy_(torch.tensor([0.0, 0.0, 0.0, mask_bias]))
+
+    def forward(self, x: torch.Tensor, identity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f1 = _act(self.c1(x))
+        f2 = _act(self.c2(f1))
+        f3 = self.c4(_act(self.c3(f2)))
+        scale, shift = self.film(identity).chunk(2, dim=1)
+        f3 = _act(f3 * (1 + scale[:, :, None, None]) + shift[:, :, None, None])
+        u = _act(self.u1(torch.cat([_up(f3, f2.shape[-1]), f2], 1)))
+        u = _act(self.u2(torch.cat([_up(u, f1.shape[-1]), f1], 1)))
+        o = self.out(u)
+        return torch.tanh(o[:, :3]), o[:, 3:4]
+
+
+class WarpGenerator(nn.Module):
+    """landmarks [B,68,2], identity [B,D], shot images [B,K,3,S,S] in [-1,1], shot landmarks [B,K,68,2]
+    -> image [B,3,R,R] in [-1, 1]."""
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__()
+        wc: WarpConfig = config.warp
+        self.config = wc
+        self.resolution = config.resolution
+        self.field = PiecewiseAffineField(wc.prior_grid)
+        self.net_raster = LandmarkRasterizer(wc.net_grid, config.raster)
+        self.synth_raster = LandmarkRasterizer(wc.synth_grid, config.raster)
+        parts = self.net_raster.channels
+        self.refiner = FlowRefiner(3 + parts + 2, wc.flow_width)
+        self.synthesiser = Synthesiser(3 + parts + 1, wc.synth_width, config.embedding_dim, wc.mask_bias)
+        self.log_tau = nn.Parameter(torch.tensor(math.log(wc.tau_init)))
+        self.register_buffer("net_pixels", pixel_centres(wc.net_grid).reshape(1, wc.net_grid, wc.net_grid, 2),
+                             persistent=False)
+        self.stages = STAGES  # what forward uses (the ablation switches later ones off)
+
+    def forward(self, landmarks: torch.Tensor, identity: torch.Tensor, shots_image: torch.Tensor,
+                shots_landmarks: torch.Tensor) -> torch.Tensor:
+        return self.render(landmarks, identity, shots_image, shots_landmarks)["image"]
+
+    def render(self, landmarks: torch.Tensor, identity: torch.Tensor, shots_image: torch.Tensor,
+               shots_landmarks: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The output and its parts: ``image``, ``warped`` (the blend), ``mask``, ``synth``, ``weights``."""
+        wc, r, ng = self.config, self.resolution, self.config.net_grid
+        shots_image, shots_landmarks, distance = self.nearest_shots(landmarks, shots_image, shots_landmarks)
+        b, m = shots_image.shape[0], shots_image.shape[1]
+        with _fp32(landmarks):  # coordinates stay fp32 under a bf16 autocast: bf16 would move pixels
+            prior = self.field(landmarks.float(), shots_landmarks.float())  # [B, M, G, G, 2]
+        prior = prior.reshape(b * m, wc.prior_grid, wc.prior_grid, 2).permute(0, 3, 1, 2)
+        prior_net = _up(prior, ng) if wc.prior_grid != ng else prior  # [BM, 2, ng, ng]
+        shots = shots_image.reshape(b * m, *shots_image.shape[2:])
+        logits = (-distance / self.log_tau.exp()).reshape(b * m, 1, 1, 1)
+        flow = prior_net
+        if "flow" in self.stages or "blend" in self.stages:
+            small = F.grid_sample(_up(shots, ng), prior_net.permute(0, 2, 3, 1), mode="bilinear",
+                                  padding_mode="border", align_corners=False)
+            raster = self.net_raster(landmarks)  # [B, parts, ng, ng]
+            raster = raster[:, None].expand(b, m, -1, -1, -1).reshape(b * m, -1, ng, ng)
+            offset = prior_net - self.net_pixels.permute(0, 3, 1, 2)
+            refined = self.refiner(torch.cat([small, raster, offset], 1))
+            if "flow" in self.stages:
+                flow = prior_net + wc.max_correction * torch.tanh(refined[:, :2])
+            if "blend" in self.stages:
+                logits = logits + _up(refined[:, 2:3], r)
+        with _fp32(flow):
+            grid = _up(flow.float(), r).permute(0, 2, 3, 1)  # [BM, R, R, 2]
+            warped_m = F.grid_sample(shots.float(), grid, mode="bilinear", padding_mode="border",
+                                     align_corners=False)
+        weights = torch.softmax(logits.expand(b * m, 1, r, r).reshape(b, m, 1, r, r), dim=1)
+        warped_m = warped_m.reshape(b, m, 3, r, r)
+        warped = (weights * warped_m).sum(1)  # [B, 3, R, R]
+        out = {"warped": warped, "weights": weights, "image": warped}
+        if "synthesis" in self.stages:
+            sg = wc.synth_grid
+            spread = (weights * (warped_m - warped[:, None]).abs().mean(2, keepdim=True)).sum(1)  # [B,1,R,R]
+            x = torch.cat([_up(warped, sg), self.synth_raster(landmarks), _up(spread, sg)], 1)
+            synth, mask_logit = self.synthesiser(x, identity)
+            mask = torch.sigmoid(_up(mask_logit, r))
+            synth = _up(synth, r)
+            out.update(synth=synth, mask=mask, image=mask * warped + (1 - mask) * synth)
+        return out
+
+    def nearest_shots(self, landmarks: torch.Tensor, shots_image: torch.Tensor,
+                      shots_landmarks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The ``blend_top`` shots nearest the target by mean landmark distance, and those distances.
+
+        Warping costs a full-resolution resample per shot, so only the nearest few are warped and
+        blended. With fewer shots than that, the shots are repeated (a repeat scores 1e3 further
+        off, so it is only chosen when nothing else is left): one graph for any K >= 1.
+        """
+        b, k = shots_image.shape[0], shots_image.shape[1]
+        top = self.config.blend_top
+        distance = _landmark_distance(landmarks, shots_landmarks)  # [B, K]
+        reps = top  # enough copies for K = 1
+        distance = torch.cat([distance] + [distance + 1e3 * i for i in range(1, reps)], 1)  # [B, K*reps]
+        _, idx = torch.topk(-distance, top, dim=1)  # [B, top]
+        chosen = distance.gather(1, idx)
+        flat = (idx % k) + torch.arange(b, device=idx.device)[:, None] * k  # into [B*K]
+        flat = flat.reshape(-1)
+        images = shots_image.reshape(b * k, *shots_image.shape[2:]).index_select(0, flat)
+        lms = shots_landmarks.reshape(b * k, 68, 2).index_select(0, flat)
+        return (images.reshape(b, top, *shots_image.shape[2:]), lms.reshape(b, top, 68, 2), chosen)
+
+
+class SharedReferences(nn.Module):
+    """The graph contract's form: one avatar's references [K,...] shared by a batch of B frames."""
+
+    def __init__(self, generator: WarpGenerator) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, landmarks: torch.Tensor, identity: torch.Tensor, ref_images: torch.Tensor,
+                ref_landmarks: torch.Tensor) -> torch.Tensor:
+        b = landmarks.shape[0]
+        return self.generator(landmarks, identity, ref_images[None].expand(b, -1, -1, -1, -1),
+                              ref_landmarks[None].expand(b, -1, -1, -1))
+
+
+def _fp32(like: torch.Tensor):
+    """A region where autocast is off (fp32 arithmetic for sampling coordinates)."""
+    return torch.autocast(like.device.type, enabled=False)
+
+
+def _landmark_distance(target: torch.Tensor, shots: torch.Tensor) -> torch.Tensor:
+    """Mean Euclidean distance over the 68 landmarks: [B,68,2], [B,K,68,2] -> [B, K]."""
+    diff = shots - target[:, None]
+    return torch.sqrt((diff * diff).sum(-1) + 1e-12).mean(-1)
