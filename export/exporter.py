@@ -37,6 +37,7 @@ from talkinghead.package import ModelPackage
 from training.checkpoint import load_checkpoint
 from training.errors import CheckpointError
 from training.networks.generator import PersonalisedGenerator
+from training.networks.warp_generator import SharedReferences
 
 from . import data as data_mod
 from .errors import ExportError
@@ -48,6 +49,7 @@ from .simplify import interface, simplify
 from .variants import VARIANTS, build_variant
 
 log = logging.getLogger("export")
+WARP_PARITY_SHOTS = 4  # reference shots of the parity/calibration avatar (a warp generator's K)
 
 @dataclass
 class ExportOptions:
@@ -139,17 +141,19 @@ def _check_output(out: Path, overwrite: bool) -> None:
             raise ExportError(f"{out} is a non-empty folder that is not a model package; refusing to replace it")
 
 
-def _expected_shapes_ok(model: onnx.ModelProto, kind: str, role: str, resolution: int, dim: int) -> None:
-    want_in, want_out = expected_io(kind, role, resolution, dim)
+def _expected_shapes_ok(model: onnx.ModelProto, kind: str, role: str, resolution: int, dim: int,
+                        family: str = "adain", ref_resolution: int | None = None) -> None:
+    want_in, want_out = expected_io(kind, role, resolution, dim, family, ref_resolution)
     got_in, got_out = interface(model)
     if (got_in, got_out) != (want_in, want_out):
         raise ExportError(f"{role}: the exported interface {got_in} -> {got_out} is not the contract's "
                           f"{want_in} -> {want_out}")
 
 
-def _declare_interface(model: onnx.ModelProto, kind: str, role: str, resolution: int, dim: int) -> None:
+def _declare_interface(model: onnx.ModelProto, kind: str, role: str, resolution: int, dim: int,
+                       family: str = "adain", ref_resolution: int | None = None) -> None:
     """Write the contract's shapes on the graph's inputs and outputs (shape inference then checks them)."""
-    want_in, want_out = expected_io(kind, role, resolution, dim)
+    want_in, want_out = expected_io(kind, role, resolution, dim, family, ref_resolution)
     for values, wants in ((model.graph.input, want_in), (model.graph.output, want_out)):
         for v, w in zip(values, wants):
             dims = v.type.tensor_type.shape.dim
@@ -178,9 +182,17 @@ class _Exporter:
         self.kind = "personalised" if self.state.kind == "personalised" else "meta"
         cfg = self.models.config
         self.resolution, self.dim = cfg.net.resolution, cfg.net.embedding_dim
+        self.family = cfg.net.family
+        self.ref_resolution = self.resolution if self.family == "warp" else None
         for m in (self.models.embedder, self.models.generator, self.models.discriminator):
-            m.eval()
-        if self.kind == "personalised":
+            if m is not None:
+                m.eval()
+        if self.family == "warp":
+            if self.kind == "personalised":
+                raise ExportError(f"{self.checkpoint}: a personalised warp-family checkpoint cannot be exported yet")
+            self.reference = {"embedder": self.models.embedder,
+                              "generator": SharedReferences(self.models.generator).eval()}
+        elif self.kind == "personalised":
             if self.models.psi is None:
                 raise ExportError(f"{self.checkpoint} is marked personalised but holds no personal.psi")
             self.reference = {"generator": PersonalisedGenerator(self.models.generator, self.models.psi).eval()}
@@ -199,11 +211,14 @@ class _Exporter:
             self.feeds["embedder"] = {"image": s.images, "landmarks": s.landmarks}
             identity = run_torch(self.reference["embedder"], self.feeds["embedder"])
             self.feeds["generator"] = {"landmarks": s.driving_landmarks(), "identity": identity}
+            if self.family == "warp":  # one avatar of the first shots drives every sample
+                k = min(WARP_PARITY_SHOTS, len(s))
+                self.feeds["generator"].update(ref_images=s.images[:k], ref_landmarks=s.landmarks[:k])
         else:
             self.feeds["generator"] = {"landmarks": s.driving_landmarks()}
 
     def plan_pruning(self) -> None:
-        if self.opts.prune_attention == 0:
+        if self.opts.prune_attention == 0 or self.family == "warp":  # the warp generator has no attention
             return
         self.pruned = negligible_attention(self.reference["generator"], self.feeds["generator"],
                                            self.opts.prune_attention)
@@ -213,13 +228,14 @@ class _Exporter:
     def _export(self, role: str, fused: bool) -> onnx.ModelProto:
         modules = prepare_modules(self.models, self.kind, two_stage_norm=not fused)
         module = modules.embedder if role == "embedder" else modules.generator
-        if role == "generator":
+        if role == "generator" and self.pruned.blocks:
             remove_attention(module, self.pruned.blocks)
         example = tuple(torch.from_numpy(v[:2]) for v in self.feeds[role].values())
-        model = export_module(module, self.kind, role, example, self.opts.opset)
-        _declare_interface(model, self.kind, role, self.resolution, self.dim)
+        family = self.family if role == "generator" else "adain"
+        model = export_module(module, self.kind, role, example, self.opts.opset, family)
+        _declare_interface(model, self.kind, role, self.resolution, self.dim, family, self.ref_resolution)
         model = simplify(model, role)
-        _expected_shapes_ok(model, self.kind, role, self.resolution, self.dim)
+        _expected_shapes_ok(model, self.kind, role, self.resolution, self.dim, family, self.ref_resolution)
         return model
 
     def export_graphs(self) -> None:
@@ -296,7 +312,8 @@ class _Exporter:
             self.manifest = build_manifest(
                 name=name, version=self.opts.version, size=cfg.size, kind=self.kind, resolution=self.resolution,
                 embedding_dim=self.dim, graphs=graphs, variants=variants, parity=self.parity_result,
-                training=training_record(cfg, self.state))
+                training=training_record(cfg, self.state), family=self.family,
+                references=self._references())
             write_manifest(tmp, self.manifest)
             try:
                 ModelPackage.load(tmp)  # the SDK's own checks: paths, hashes, role stamps, opset
@@ -307,6 +324,12 @@ class _Exporter:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return self.out
+
+    def _references(self) -> dict[str, Any] | None:
+        if self.family != "warp":
+            return None
+        return {"cap": self.models.config.net.warp.reference_cap, "resolution": self.ref_resolution,
+                "selection": "farthest-landmarks"}
 
     def _move_into_place(self, tmp: Path) -> None:
         _check_output(self.out, self.opts.overwrite)  # again: something may have appeared meanwhile

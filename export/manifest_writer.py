@@ -66,12 +66,14 @@ def producer_record() -> dict[str, str]:
 
 def build_manifest(*, name: str, version: str, size: str, kind: str, resolution: int, embedding_dim: int,
                    graphs: dict[str, dict], variants: dict[str, dict], parity: dict, training: dict,
-                   crop: CropConfig | None = None) -> dict[str, Any]:
+                   crop: CropConfig | None = None, family: str = "adain",
+                   references: dict[str, Any] | None = None) -> dict[str, Any]:
     crop = crop or CropConfig()
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "name": name,
         "version": version,
+        "family": family,
         "size": size,
         "kind": kind,
         "resolution": resolution,
@@ -84,6 +86,8 @@ def build_manifest(*, name: str, version: str, size: str, kind: str, resolution:
         "training": training,
         "producer": producer_record(),
     }
+    if references is not None:
+        manifest["references"] = references
     try:
         validate_manifest(manifest)
     except talkinghead.ModelPackageError as exc:  # a bug in the exporter, not the user's fault

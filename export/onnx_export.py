@@ -34,6 +34,7 @@ from talkinghead.package import ROLE_KEY, VARIANT_KEY
 
 from training.networks.embedder import Embedder
 from training.networks.generator import Generator, PersonalisedGenerator
+from training.networks.warp_generator import SharedReferences, WarpGenerator
 
 from .errors import ExportError
 
@@ -113,6 +114,11 @@ def folded_copy(module: nn.Module, build: Callable[[], nn.Module]) -> nn.Module:
 def prepare_modules(models, kind: str, *, two_stage_norm: bool = True) -> GraphModules:
     """Copies of the checkpoint's modules for export (spectral norm folded); the originals are untouched."""
     net = dataclasses.replace(models.config.net, spectral_norm=False)
+    if net.family == "warp":  # no spectral norm or instance norm inside; the graph shares one avatar's shots
+        if kind != "meta":
+            raise ExportError("a personalised warp-family checkpoint cannot be exported yet")
+        gen = folded_copy(models.generator, lambda: WarpGenerator(net))
+        return GraphModules(kind, SharedReferences(gen).eval(), folded_copy(models.embedder, lambda: Embedder(net)))
     gen = folded_copy(models.generator, lambda: Generator(net))
     if two_stage_norm:
         use_two_stage_norm(gen)
@@ -126,9 +132,9 @@ def prepare_modules(models, kind: str, *, two_stage_norm: bool = True) -> GraphM
     return GraphModules(kind, gen, emb)
 
 
-def io_names(kind: str, role: str) -> tuple[list[str], list[str], dict[str, dict[int, str]]]:
+def io_names(kind: str, role: str, family: str = "adain") -> tuple[list[str], list[str], dict[str, dict[int, str]]]:
     """Input names, output names and dynamic axes of a role, from the manifest contract."""
-    inputs, outputs = expected_io(kind, role, 8, 1)  # sizes do not matter for names and axes
+    inputs, outputs = expected_io(kind, role, 8, 1, family)  # sizes do not matter for names and axes
     dynamic = {t["name"]: {0: t["shape"][0]} for t in inputs + outputs}
     return [t["name"] for t in inputs], [t["name"] for t in outputs], dynamic
 
@@ -148,9 +154,11 @@ def stamp(model: onnx.ModelProto, role: str, variant: str | None = None, **extra
 
 
 def export_module(module: nn.Module, kind: str, role: str, example: tuple[torch.Tensor, ...],
-                  opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+                  opset: int = DEFAULT_OPSET, family: str = "adain") -> onnx.ModelProto:
     """Trace ``module`` on ``example`` and return the ONNX model (weights inline, role stamped)."""
-    input_names, output_names, dynamic = io_names(kind, role)
+    if family == "warp" and opset < 16:
+        raise ExportError(f"the warp family needs opset 16 or later (GridSample), got {opset}")
+    input_names, output_names, dynamic = io_names(kind, role, family)
     if len(example) != len(input_names):
         raise ExportError(f"{role}: {len(example)} example inputs for inputs {input_names}")
     buf = io.BytesIO()

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+from talkinghead.manifest import REFERENCE_INPUTS
 
 from .errors import ExportError
 from .onnx_export import stamp
@@ -27,9 +28,10 @@ VARIANTS = {
 
 
 def split_batch(feeds: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
-    """Batched inputs -> one batch-1 input dict per sample (how int8 calibration reads them)."""
+    """Batched inputs -> one batch-1 input dict per sample (how int8 calibration reads them); a warp
+    generator's references are shared by the batch and go whole into each."""
     count = len(next(iter(feeds.values())))
-    return [{k: v[i:i + 1] for k, v in feeds.items()} for i in range(count)]
+    return [{k: v if k in REFERENCE_INPUTS else v[i:i + 1] for k, v in feeds.items()} for i in range(count)]
 
 
 def build_variant(name: str, generator: onnx.ModelProto, feeds: dict[str, np.ndarray], reference: np.ndarray,

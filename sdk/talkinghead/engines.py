@@ -1,7 +1,8 @@
 """The two ways a model's graphs run: onnxruntime's Python API, or the C++ core (``_native``).
 
 Both take the same arrays and give the same results (tests/bindings/test_native.py): embed
-([N,3,R,R] in [-1,1] + [N,68,2] -> [N,D]) and generate ([B,68,2] (+ [B,D]) -> [B,3,R,R]). Everything
+([N,3,R,R] in [-1,1] + [N,68,2] -> [N,D]) and generate ([B,68,2] (+ [B,D]) (+ a warp package's
+references: [K,3,S,S] + [K,68,2]) -> [B,3,R,R]). Everything
 around them (detection, crops, motion, paste-back) is the same Python code.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from .providers import resolve_providers
 from .sessions import GraphSession, SessionConfig
 
 Backend = Literal["onnxruntime", "native"]
+References = tuple[np.ndarray, np.ndarray]  # ref_images [K,3,S,S] float32 in [-1,1], ref_landmarks [K,68,2]
 
 
 class Engine(Protocol):
@@ -24,7 +26,8 @@ class Engine(Protocol):
 
     def embed(self, images: np.ndarray, landmarks: np.ndarray) -> np.ndarray: ...
 
-    def generate(self, landmarks: np.ndarray, identity: np.ndarray | None) -> np.ndarray: ...
+    def generate(self, landmarks: np.ndarray, identity: np.ndarray | None,
+                 references: References | None = None) -> np.ndarray: ...
 
 
 def generator_variant(package: ModelPackage, config: SessionConfig) -> str:
@@ -53,10 +56,14 @@ class OrtEngine:
             raise InputError("a personalised package has no embedder: its identity is built in")
         return self.embedder.run(image=images, landmarks=landmarks)
 
-    def generate(self, landmarks: np.ndarray, identity: np.ndarray | None) -> np.ndarray:
-        if identity is None:
-            return self.generator.run(landmarks=landmarks)
-        return self.generator.run(landmarks=landmarks, identity=identity)
+    def generate(self, landmarks: np.ndarray, identity: np.ndarray | None,
+                 references: References | None = None) -> np.ndarray:
+        feeds = {"landmarks": landmarks}
+        if identity is not None:
+            feeds["identity"] = identity
+        if references is not None:
+            feeds["ref_images"], feeds["ref_landmarks"] = references
+        return self.generator.run(**feeds)
 
 
 class NativeEngine:
@@ -81,11 +88,16 @@ class NativeEngine:
     def embed(self, images: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         return self.model.embed(np.ascontiguousarray(images, np.float32), np.ascontiguousarray(landmarks, np.float32))
 
-    def generate(self, landmarks: np.ndarray, identity: np.ndarray | None) -> np.ndarray:
+    def generate(self, landmarks: np.ndarray, identity: np.ndarray | None,
+                 references: References | None = None) -> np.ndarray:
         lm = np.ascontiguousarray(landmarks, np.float32)
         if identity is None:
             return self.model.generate(lm)
-        return self.model.generate(lm, np.ascontiguousarray(identity, np.float32))
+        ident = np.ascontiguousarray(identity, np.float32)
+        if references is None:
+            return self.model.generate(lm, ident)
+        images, ref_lm = (np.ascontiguousarray(a, np.float32) for a in references)
+        return self.model.generate(lm, ident, images, ref_lm)
 
 
 def create_engine(package: ModelPackage, config: SessionConfig, backend: Backend = "onnxruntime") -> Engine:

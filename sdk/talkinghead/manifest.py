@@ -1,4 +1,9 @@
-"""The model package manifest (``manifest.json``, schema_version 1): typed records and validation.
+"""The model package manifest (``manifest.json``, schema_version 2; 1 still read): typed records and validation.
+
+Version 2 adds ``family`` (``adain``: the paper's generator, landmarks + identity; ``warp``: the warping
+generator, which also takes the avatar's reference shots) and, for ``warp``, ``references`` (how many
+shots an avatar keeps, their crop resolution and the rule that picks them). A version-1 manifest is
+an ``adain`` package.
 
 :func:`validate_manifest` turns the parsed JSON into a :class:`Manifest` or raises
 :class:`~talkinghead.errors.ModelPackageError` naming the offending key (``graphs.generator.sha256``).
@@ -30,17 +35,24 @@ __all__ = [
     "CropSpec",
     "LandmarkSpec",
     "ImageSpec",
+    "ReferenceSpec",
     "Manifest",
     "validate_manifest",
     "expected_io",
     "check_relative_path",
 ]
 
-SCHEMA_VERSION = 1
-"""The manifest schema version this talkinghead reads and the exporter writes."""
+SCHEMA_VERSION = 2
+"""The manifest schema version the exporter writes (and the newest this talkinghead reads)."""
+READABLE_VERSIONS = (1, 2)
 
 ROLES = ("embedder", "generator")
-SIZES = ("lite", "paper", "tiny")
+SIZES = ("lite", "paper", "tiny", "warp", "tiny-warp")
+FAMILIES = ("adain", "warp")
+SELECTIONS = ("farthest-landmarks",)
+MAX_REFERENCES = 32
+REFERENCE_INPUTS = ("ref_images", "ref_landmarks")
+"""A warp generator's inputs with the reference axis K: every frame of a batch shares them."""
 KINDS = ("meta", "personalised")
 DTYPES = ("float32", "float16", "int64", "int32", "uint8", "int8")
 PRECISIONS = ("fp16", "int8")
@@ -138,6 +150,15 @@ class ImageSpec:
 
 
 @dataclass(frozen=True)
+class ReferenceSpec:
+    """What a ``warp`` package's avatars keep of their shots for the generator."""
+
+    cap: int  # at most this many shots (crops + landmarks); more are reduced by ``selection``
+    resolution: int  # crop side of the reference images (the generator input ``ref_images``)
+    selection: str  # "farthest-landmarks" (talkinghead.references)
+
+
+@dataclass(frozen=True)
 class Manifest:
     """A validated manifest. ``raw`` is a deep copy of the JSON object it was built from."""
 
@@ -154,6 +175,8 @@ class Manifest:
     variants: Mapping[str, VariantSpec]
     default_avatar: str | None
     raw: dict[str, Any] = field(repr=False, compare=False)
+    family: str = "adain"
+    references: ReferenceSpec | None = None
 
     @property
     def parity(self) -> dict[str, Any]:
@@ -179,10 +202,13 @@ class Manifest:
         return copy.deepcopy(self.raw)
 
 
-def expected_io(kind: str, role: str, resolution: int, embedding_dim: int) -> tuple[list[dict], list[dict]]:
+def expected_io(kind: str, role: str, resolution: int, embedding_dim: int, family: str = "adain",
+                reference_resolution: int | None = None) -> tuple[list[dict], list[dict]]:
     """The inputs and outputs DESIGN.md fixes for a graph role, as manifest dicts.
 
-    The exporter writes exactly these; the validator compares a manifest against them.
+    The exporter writes exactly these; the validator compares a manifest against them. A ``warp``
+    generator also takes the avatar's reference shots: ``ref_images`` [K,3,S,S] (S the reference
+    resolution) and ``ref_landmarks`` [K,68,2], K a dynamic axis shared by every frame of a batch.
     """
     r, d = resolution, embedding_dim
     f32 = "float32"
@@ -194,6 +220,10 @@ def expected_io(kind: str, role: str, resolution: int, embedding_dim: int) -> tu
         inputs = [{"name": "landmarks", "dtype": f32, "shape": ["B", 68, 2]}]
         if kind == "meta":
             inputs.append({"name": "identity", "dtype": f32, "shape": ["B", d]})
+        if family == "warp":
+            s_ = reference_resolution or r
+            inputs += [{"name": "ref_images", "dtype": f32, "shape": ["K", 3, s_, s_]},
+                       {"name": "ref_landmarks", "dtype": f32, "shape": ["K", 68, 2]}]
         return inputs, [{"name": "image", "dtype": f32, "shape": ["B", 3, r, r]}]
     raise ValueError(f"unknown role {role!r}")
 
@@ -424,6 +454,8 @@ def _schema_version(data: Any) -> None:
     version = data["schema_version"]
     if isinstance(version, bool) or not isinstance(version, int):
         raise _fail("schema_version", f"expected an integer, got {_type_name(version)}")
+    if version in READABLE_VERSIONS:
+        return
     if version > SCHEMA_VERSION:
         from . import __version__
 
@@ -431,10 +463,9 @@ def _schema_version(data: Any) -> None:
             f"manifest: schema_version {version} is newer than this talkinghead ({__version__}) reads "
             f"(schema_version {SCHEMA_VERSION}): upgrade talkinghead (pip install -U talkinghead), "
             f"or re-export the model with this version's exporter (python -m export)")
-    if version != SCHEMA_VERSION:
-        raise ModelPackageError(
-            f"manifest: schema_version {version} is not supported (this talkinghead reads schema_version "
-            f"{SCHEMA_VERSION}): re-export the model with the current exporter (python -m export)")
+    raise ModelPackageError(
+        f"manifest: schema_version {version} is not supported (this talkinghead reads schema_version "
+        f"{', '.join(map(str, READABLE_VERSIONS))}): re-export the model with the current exporter (python -m export)")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -443,6 +474,19 @@ def _schema_version(data: Any) -> None:
 _TOP_REQUIRED = ("schema_version", "name", "version", "size", "kind", "resolution", "embedding_dim",
                  "landmarks", "image", "graphs", "producer")
 _TOP_OPTIONAL = ("variants", "parity", "training", "quality", "speed", "default_avatar")
+_V2_REQUIRED = ("family",)
+_V2_OPTIONAL = ("references",)
+
+
+def _references(value: Any, resolution: int) -> ReferenceSpec:
+    obj = _object(value, "references", ("cap", "resolution", "selection"))
+    cap = _int(obj["cap"], "references.cap", minimum=1)
+    if cap > MAX_REFERENCES:
+        raise _fail("references.cap", f"expected at most {MAX_REFERENCES}, got {cap}")
+    res = _int(obj["resolution"], "references.resolution", minimum=8)
+    if res < resolution:
+        raise _fail("references.resolution", f"expected at least the output resolution {resolution}, got {res}")
+    return ReferenceSpec(cap, res, _str(obj["selection"], "references.selection", choices=SELECTIONS))
 
 
 def validate_manifest(data: Any) -> Manifest:
@@ -454,10 +498,24 @@ def validate_manifest(data: Any) -> Manifest:
     """
     _schema_version(data)
     top = "(top level)"
-    obj = _object(data, top, _TOP_REQUIRED, _TOP_OPTIONAL)
+    version = data["schema_version"]
+    if version >= 2:
+        obj = _object(data, top, _TOP_REQUIRED + _V2_REQUIRED, _TOP_OPTIONAL + _V2_OPTIONAL)
+    else:
+        obj = _object(data, top, _TOP_REQUIRED, _TOP_OPTIONAL)
     kind = _str(obj["kind"], "kind", choices=KINDS)
     resolution = _int(obj["resolution"], "resolution", minimum=8)
     embedding_dim = _int(obj["embedding_dim"], "embedding_dim", minimum=1)
+    family = _str(obj["family"], "family", choices=FAMILIES) if version >= 2 else "adain"
+    references = None
+    if family == "warp":
+        if "references" not in obj:
+            raise _fail("references", "required key is missing (a 'warp' package states its reference cap)")
+        if kind != "meta":
+            raise _fail("kind", "a 'warp' package is 'meta' (personalised warp packages are not defined yet)")
+        references = _references(obj["references"], resolution)
+    elif "references" in obj:
+        raise _fail("references", "only a 'warp' package has references")
 
     graphs_obj = _object(obj["graphs"], "graphs", ("generator",), ("embedder",))
     graphs = {role: _graph(role, graphs_obj[role], f"graphs.{role}") for role in ROLES if role in graphs_obj}
@@ -466,7 +524,7 @@ def validate_manifest(data: Any) -> Manifest:
     if kind == "personalised" and "embedder" in graphs:
         raise _fail("graphs.embedder", "a 'personalised' package has no embedder (its identity is baked in)")
     for role, g in graphs.items():
-        _check_io(g, kind, resolution, embedding_dim)
+        _check_io(g, kind, resolution, embedding_dim, family, references.resolution if references else None)
 
     variants_obj = obj.get("variants", {})
     if not isinstance(variants_obj, dict):
@@ -494,7 +552,7 @@ def validate_manifest(data: Any) -> Manifest:
     _producer(obj["producer"])
 
     manifest = Manifest(
-        schema_version=SCHEMA_VERSION,
+        schema_version=version,
         name=_str(obj["name"], "name", pattern=_NAME, what="a model name (letters, digits, '.', '_', '-')"),
         version=_str(obj["version"], "version", pattern=_NAME, what="a version string such as '0.1.0'"),
         size=_str(obj["size"], "size", choices=SIZES),
@@ -507,14 +565,17 @@ def validate_manifest(data: Any) -> Manifest:
         variants=variants,
         default_avatar=default_avatar,
         raw=copy.deepcopy(obj),
+        family=family,
+        references=references,
     )
     _check_distinct_files(manifest)
     return manifest
 
 
-def _check_io(g: GraphSpec, kind: str, resolution: int, embedding_dim: int) -> None:
-    """The graph's inputs and outputs are the ones DESIGN.md fixes for its role and the package's kind."""
-    want_in, want_out = expected_io(kind, g.role, resolution, embedding_dim)
+def _check_io(g: GraphSpec, kind: str, resolution: int, embedding_dim: int, family: str,
+              reference_resolution: int | None) -> None:
+    """The graph's inputs and outputs are the ones DESIGN.md fixes for its role, the package's kind and family."""
+    want_in, want_out = expected_io(kind, g.role, resolution, embedding_dim, family, reference_resolution)
     for what, got, want in (("inputs", g.inputs, want_in), ("outputs", g.outputs, want_out)):
         where = f"graphs.{g.role}.{what}"
         got_names, want_names = [t.name for t in got], [t["name"] for t in want]
@@ -532,7 +593,7 @@ def _check_io(g: GraphSpec, kind: str, resolution: int, embedding_dim: int) -> N
                     raise _fail(f"{where}[{i}].shape[{j}]",
                                 f"expected {wd} (from resolution/embedding_dim/the landmark layout), got {d!r}")
                 if isinstance(wd, str) and not isinstance(d, str):
-                    raise _fail(f"{where}[{i}].shape[{j}]", f"the batch axis must be dynamic (a name), got {d!r}")
+                    raise _fail(f"{where}[{i}].shape[{j}]", f"the {'reference' if wd == 'K' else 'batch'} axis must be dynamic (a name), got {d!r}")
 
 
 def _check_distinct_files(m: Manifest) -> None:

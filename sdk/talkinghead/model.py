@@ -22,6 +22,7 @@ from .images import as_rgb_array, read_image
 from .motion import MotionTransfer, check_landmarks
 from .package import ModelPackage
 from .pasteback import paste_back
+from .references import select_references
 from .engines import Backend, create_engine
 from .sessions import SessionConfig
 
@@ -81,6 +82,11 @@ class TalkingHeadModel:
     def personalised(self) -> bool:
         return self.package.is_personalised
 
+    @property
+    def family(self) -> str:
+        """``adain`` | ``warp`` (the generator family of the package)."""
+        return self.package.family
+
     # -- avatars ------------------------------------------------------------------------------
     def create_avatar(self, images: ImageLike | Sequence[ImageLike] | None = None,
                       landmarks: Sequence[np.ndarray] | np.ndarray | None = None,
@@ -114,9 +120,18 @@ class TalkingHeadModel:
             identity = np.zeros(0, np.float32)
         else:
             identity = self.engine.embed(to_model_input(crop_images), norm).mean(axis=0).astype(np.float32)
+        refs = self.package.references
+        ref_images = ref_landmarks = None
+        if refs is not None:
+            keep = select_references(norm, refs.cap)
+            if refs.resolution == self.resolution:
+                ref_images = crop_images[keep]
+            else:  # sharper references: resampled once from the photos, at their own resolution
+                ref_images = np.stack([warp_to_crop(shots[i][1], crops[i], refs.resolution) for i in keep])
+            ref_landmarks = norm[keep]
         return Avatar(identity=identity, landmarks=norm[0], model=self.name,
                       embedding_dim=self.package.embedding_dim, shots=len(shots),
-                      image=shots[0][1], crop=crops[0])
+                      image=shots[0][1], crop=crops[0], ref_images=ref_images, ref_landmarks=ref_landmarks)
 
     def default_avatar(self) -> Avatar:
         """The package's own avatar (the one `talkinghead demo` renders)."""
@@ -148,6 +163,16 @@ class TalkingHeadModel:
         if not self.personalised and avatar.identity.shape != (self.package.embedding_dim,):
             raise InputError(f"avatar identity has {avatar.identity.shape[0]} dims; model {self.name} "
                              f"needs {self.package.embedding_dim} (made by another model?)")
+        refs = self.package.references
+        if refs is not None:
+            if not avatar.has_references:
+                raise InputError(f"model {self.name} (family 'warp') renders from the avatar's reference shots, "
+                                 "and this avatar has none (made by an 'adain' model or an older talkinghead): "
+                                 "create it again with this model")
+            side = avatar.ref_images.shape[1]
+            if side != refs.resolution or avatar.ref_images.shape[0] > refs.cap:
+                raise InputError(f"avatar reference shots are {avatar.ref_images.shape[0]} x {side}px; model "
+                                 f"{self.name} takes at most {refs.cap} at {refs.resolution}px (made by another model?)")
 
     def render(self, avatar: Avatar, landmarks: np.ndarray, coords: Coords = "normalised") -> np.ndarray:
         """Render face crops: landmarks [68, 2] or [B, 68, 2] -> uint8 [R, R, 3] or [B, R, R, 3].
@@ -170,7 +195,9 @@ class TalkingHeadModel:
     def _generate(self, avatar: Avatar, norm: np.ndarray) -> np.ndarray:
         if self.personalised:
             return self.engine.generate(norm, None)
-        return self.engine.generate(norm, np.broadcast_to(avatar.identity, (norm.shape[0], avatar.identity.shape[0])))
+        identity = np.broadcast_to(avatar.identity, (norm.shape[0], avatar.identity.shape[0]))
+        references = avatar.reference_inputs() if self.package.references is not None else None
+        return self.engine.generate(norm, identity, references)
 
     def animate(self, avatar: Avatar, driving: str | os.PathLike | Iterable[np.ndarray], *,
                 mode: Literal["relative", "absolute"] = "relative", output: Literal["crop", "paste"] = "paste",

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Mapping
 
 from .errors import ModelPackageError
-from .manifest import GraphSpec, LandmarkSpec, Manifest, TensorSpec, VariantSpec, validate_manifest
+from .manifest import GraphSpec, LandmarkSpec, Manifest, ReferenceSpec, TensorSpec, VariantSpec, validate_manifest
 
 if TYPE_CHECKING:  # pragma: no cover
     from .crop import CropConfig
@@ -344,13 +344,23 @@ class ModelPackage:
 
     @property
     def size(self) -> str:
-        """``lite`` | ``paper`` | ``tiny``."""
+        """``lite`` | ``paper`` | ``tiny`` | ``warp`` | ``tiny-warp``."""
         return self.manifest.size
 
     @property
     def kind(self) -> str:
         """``meta`` (identity input, has an embedder) | ``personalised`` (identity baked in)."""
         return self.manifest.kind
+
+    @property
+    def family(self) -> str:
+        """``adain`` (landmarks + identity) | ``warp`` (also the avatar's reference shots)."""
+        return self.manifest.family
+
+    @property
+    def references(self) -> "ReferenceSpec | None":
+        """A ``warp`` package's reference cap, crop resolution and selection rule (None for ``adain``)."""
+        return self.manifest.references
 
     @property
     def is_personalised(self) -> bool:

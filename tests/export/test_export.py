@@ -19,6 +19,7 @@ from export.__main__ import main as export_main
 from export.package_variants import main as variants_main
 from export.ssim import ssim
 from talkinghead.errors import ModelPackageError
+from talkinghead.manifest import SCHEMA_VERSION
 from talkinghead.manifest import validate_manifest
 from talkinghead.package import ModelPackage, check_session_io, read_onnx_header
 from tests.training.synthetic import make_prepared_dataset
@@ -197,10 +198,10 @@ def test_tampered_graph_is_refused(meta_package, tmp_path):
 def test_unknown_schema_version_says_what_to_do(meta_package, tmp_path):
     pkg = _copy(meta_package, tmp_path / "pkg")
     manifest = _manifest(pkg)
-    manifest["schema_version"] = 2
+    manifest["schema_version"] = SCHEMA_VERSION + 1
     manifest["a_key_from_the_future"] = True
     _write_manifest(pkg, manifest)
-    with pytest.raises(ModelPackageError, match=r"schema_version 2.*upgrade talkinghead.*re-export"):
+    with pytest.raises(ModelPackageError, match=rf"schema_version {SCHEMA_VERSION + 1}.*upgrade talkinghead.*re-export"):
         ModelPackage.load(pkg)
     manifest["schema_version"] = 0
     _write_manifest(pkg, manifest)
