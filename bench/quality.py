@@ -14,15 +14,23 @@ Self-reenactment (the paper's protocol, fixed so that numbers compare across run
   crop of that frame.
 
 Methods: ``nearest`` (the shot whose crop-normalised landmarks are closest to the target's, shown
-unchanged), ``warp`` (that shot warped piecewise-affinely onto the target's landmarks), ``ours``
-(the package, feed-forward), ``ours_ft`` (the checkpoint fine-tuned on the K shots; needs
-``--checkpoint``).
+unchanged), ``warp`` (that shot warped piecewise-affinely onto the target's landmarks),
+``warp_blend`` (every shot warped, blended by softmax(-mean landmark distance / T), T chosen by a
+sweep on training clips, never the held-out ones, or ``--blend-temperature``), ``warp_oracle`` (per
+target the one shot warp with the best SSIM to the real frame: an oracle that sees the answer, a
+bound and not a method anyone can run), ``ours`` (the package through the SDK's create_avatar and
+render, feed-forward, whatever its family), ``ours_ft`` (the checkpoint fine-tuned on the K shots;
+needs ``--checkpoint``).
 
 Metrics per method and K, averaged over all targets of all clips: SSIM, PSNR, landmark error (the
 detector on the output crop vs the target's landmarks, over the outer-eye-corner distance; the
 detector's own error on the real crops is reported as the floor), how often the detector finds no
-face on the output, CSIM (dlib 128-d descriptors, output vs real crop), frames per second of the
-per-frame path (detection on the frame + crop + the method).
+face on the output, CSIM (dlib 128-d descriptors, output vs real crop), sharpness (variance of the
+Laplacian of the luminance on the face box, output over real; median over targets), mouth SSIM
+(SSIM on the mouth box, over the targets whose mouth opens wider than in every shot; their count
+``mouth_n``), flicker (frame-to-frame change of the output crops over that of the real crops, on
+``--flicker-runs`` runs of ``--flicker-length`` consecutive frames in the clip's last half), frames
+per second of the per-frame path (detection on the frame + crop + the method).
 
 Cross-identity (``--cross IMG ...``): each portrait is driven by each clip (relative motion
 transfer, as the SDK animates); no ground truth, so landmark error (to the transferred landmarks)
@@ -51,14 +59,23 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.quality_metrics import FaceAnalyzer, cosine, landmark_error, psnr, ssim  # noqa: E402
-from bench.quality_warp import warp_face  # noqa: E402
+from bench.quality_metrics import (FaceAnalyzer, change_ratio, cosine, face_box, frame_changes,  # noqa: E402
+                                   landmark_error, mouth_box, mouth_opening, psnr, sharpness, ssim)
+from bench.quality_warp import (best_warp, blend, blend_weights, landmark_distances, to_uint8,  # noqa: E402
+                                warp_face, warp_shots)
 from training.errors import TrainingError  # noqa: E402
 from training.finetune_recipe import add_finetune_arguments, finetune_config_from_arguments  # noqa: E402
 
 VIDEO_EXTS = {".mp4", ".mov", ".mpg", ".mpeg", ".mkv", ".avi", ".webm", ".m4v"}
-METHODS = ("nearest", "warp", "ours", "ours_ft")
-METRICS = ("ssim", "psnr", "lmk_err", "no_face", "csim", "fps", "render_fps")
+METHODS = ("nearest", "warp", "warp_blend", "warp_oracle", "ours", "ours_ft")
+ORACLES = ("warp_oracle",)  # render functions that take the real crop too: they see the answer
+SELF_ONLY = ("warp_blend", "warp_oracle")  # not in the cross-identity run (K = 1, no ground truth)
+METRICS = ("ssim", "psnr", "lmk_err", "no_face", "csim", "sharpness", "mouth_ssim", "mouth_n", "flicker",
+           "fps", "render_fps")
+BLEND_SWEEP = (0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.03)
+BLEND_SWEEP_CLIPS = 4
+FLICKER_RUNS = 2
+FLICKER_LENGTH = 8
 CROSS_METRICS = ("lmk_err", "no_face", "csim", "csim_driver", "fps", "render_fps")
 POOL_FRACTION = 0.25
 ANALYSIS_SIZE = 256
@@ -89,6 +106,29 @@ def target_indices(num_frames: int, count: int) -> list[int]:
     """``count`` frames evenly spaced over the clip's last half."""
     start = num_frames // 2
     return sorted({int(i) for i in np.linspace(start, num_frames - 1, num=count).round()})
+
+
+def flicker_runs(num_frames: int, runs: int, length: int) -> list[list[int]]:
+    """``runs`` runs of ``length`` consecutive frames, their starts evenly spaced over the last half."""
+    start = num_frames // 2
+    length = min(length, num_frames - start)
+    if runs < 1 or length < 2:
+        return []
+    starts = sorted({int(i) for i in np.linspace(start, num_frames - length, num=runs).round()})
+    return [list(range(s, s + length)) for s in starts]
+
+
+def split_runs(run: list[int], has_face: Callable[[int], bool]) -> list[list[int]]:
+    """A run cut at the frames without a face; pieces of fewer than 2 frames dropped."""
+    pieces, cur = [], []
+    for i in run:
+        if has_face(i):
+            cur.append(i)
+            continue
+        pieces.append(cur)
+        cur = []
+    pieces.append(cur)
+    return [p for p in pieces if len(p) >= 2]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -189,17 +229,27 @@ def make_shots(indices: list[int], frames: list[np.ndarray], lms: list[np.ndarra
     return Shots(list(indices), list(frames), list(lms), np.stack(crops), np.stack(norms).astype(np.float32))
 
 
+def render_with(method: str, fn: Callable, target_norm: np.ndarray, real_crop: np.ndarray | None) -> np.ndarray:
+    """One method's output for one target; only the oracles are given the real crop."""
+    return fn(target_norm, real_crop) if method in ORACLES else fn(target_norm)
+
+
 class Renderer:
-    """The methods, each ``(target_norm [68, 2]) -> uint8 crop [R, R, 3]`` for one identity."""
+    """The methods, each ``(target_norm [68, 2]) -> uint8 crop [R, R, 3]`` for one identity
+    (the oracles: ``(target_norm, real_crop) -> crop``)."""
 
     def __init__(self, model, checkpoint_models=None, ft_config=None, device: str = "cpu") -> None:
         self.model = model
         self.ckpt = checkpoint_models
         self.ft_config = ft_config
         self.device = device
+        self.blend_temperature: float | None = None  # set once chosen; warp_blend runs only then
 
     def methods(self) -> list[str]:
         out = ["nearest", "warp"]
+        if self.blend_temperature is not None:
+            out.append("warp_blend")
+        out.append("warp_oracle")
         if not self.model.personalised:
             out.append("ours")
         if self.ckpt is not None:
@@ -213,8 +263,7 @@ class Renderer:
         setup: dict[str, float] = {}
 
         def nearest_index(target: np.ndarray) -> int:
-            d = np.linalg.norm(shots.norm - target[None], axis=-1).mean(axis=-1)
-            return int(np.argmin(d))
+            return int(np.argmin(landmark_distances(shots.norm, target)))
 
         fns["nearest"] = lambda t: shots.crops[nearest_index(t)]
         setup["nearest"] = 0.0
@@ -225,6 +274,9 @@ class Renderer:
 
         fns["warp"] = warp
         setup["warp"] = 0.0
+        if "warp_blend" in methods:
+            fns["warp_blend"], setup["warp_blend"] = self._blend(shots), 0.0
+        fns["warp_oracle"], setup["warp_oracle"] = self._oracle(shots), 0.0
         if "ours" in methods:
             t0 = time.perf_counter()
             avatar = self.model.create_avatar(shots.frames, landmarks=shots.landmarks_px)
@@ -233,6 +285,26 @@ class Renderer:
         if "ours_ft" in methods:
             fns["ours_ft"], setup["ours_ft"] = self._finetuned(shots)
         return {m: fns[m] for m in methods}, setup
+
+    def _blend(self, shots: Shots) -> Callable[[np.ndarray], np.ndarray]:
+        """warp_blend: every shot warped onto the target, blended by softmax(-distance / T)."""
+        temperature = self.blend_temperature
+
+        def render(t: np.ndarray) -> np.ndarray:
+            weights = blend_weights(landmark_distances(shots.norm, t), temperature)
+            return blend(warp_shots(shots.crops, shots.norm, t), weights)
+
+        return render
+
+    @staticmethod
+    def _oracle(shots: Shots) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """warp_oracle: the shot warp with the best SSIM to the real crop (it sees the answer)."""
+
+        def render(t: np.ndarray, real: np.ndarray) -> np.ndarray:
+            warps = warp_shots(shots.crops, shots.norm, t)
+            return to_uint8(warps[best_warp(warps, real, ssim)])
+
+        return render
 
     def _finetuned(self, shots: Shots) -> tuple[Callable[[np.ndarray], np.ndarray], float]:
         import torch
@@ -265,12 +337,33 @@ def _mean(values: list[float]) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def aggregate(rows: list[dict], metrics: tuple[str, ...]) -> dict[str, Any]:
-    """Mean metrics over per-target rows."""
+def _median(values: list[float]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.median(vals)) if vals else None
+
+
+def flicker_of(runs: list[dict]) -> float | None:
+    """Flicker over flicker rows (one per run): their summed output change over their summed real change."""
+    if not runs:
+        return None
+    return change_ratio(sum(r["out_change"] for r in runs), sum(r["real_change"] for r in runs))
+
+
+def aggregate(rows: list[dict], metrics: tuple[str, ...], flicker_rows: list[dict] = ()) -> dict[str, Any]:
+    """Metrics over per-target rows (means; sharpness: the median), flicker over per-run rows."""
     out: dict[str, Any] = {"n": len(rows)}
     if "ssim" in metrics:
         out["ssim"] = _mean([r["ssim"] for r in rows])
         out["psnr"] = _mean([r["psnr"] for r in rows])
+    if "sharpness" in metrics:
+        out["sharpness"] = _median([r["sharpness"] for r in rows])
+    if "mouth_ssim" in metrics:
+        mouth = [r["mouth_ssim"] for r in rows if r["mouth_ssim"] is not None]
+        out["mouth_ssim"] = _mean(mouth)
+        out["mouth_n"] = len(mouth)
+    if "flicker" in metrics:
+        out["flicker"] = flicker_of(list(flicker_rows))
+        out["flicker_pairs"] = sum(r["pairs"] for r in flicker_rows)
     found = [r["lmk_err"] for r in rows if r["lmk_err"] is not None]
     out["lmk_err"] = _mean(found)
     out["no_face"] = float(1 - len(found) / len(rows)) if rows else None
@@ -433,7 +526,8 @@ class Bench:
             return {"name": name, "frames": n, "skipped": f"only {n} frames (at least 8 needed)"}
         shot_sets = {k: shot_indices(n, k) for k in args.shots}
         targets = target_indices(n, args.targets)
-        wanted = set(targets).union(*shot_sets.values())
+        runs = flicker_runs(n, args.flicker_runs, args.flicker_length)
+        wanted = set(targets).union(*shot_sets.values(), *runs)
         video_frames: list[tuple[int, np.ndarray, float]] = []  # (index, landmarks px, detect s)
         video_range = None
         real_video: dict[int, np.ndarray] = {}
@@ -447,11 +541,7 @@ class Bench:
                 video_frames.append((i, lm, dt))
                 real_video[i] = self.real_crop(frame, lm)[0]
 
-        frames = read_frames(path, wanted, visit if video_range else None, video_range)
-        lms: dict[int, np.ndarray | None] = {}
-        det_time: dict[int, float] = {}
-        for i in sorted(frames):
-            lms[i], det_time[i] = self.detect(frames[i])
+        frames, lms, det_time = self._load(path, wanted, visit if video_range else None, video_range)
         # Real target crops: the floor (detector noise) and the real descriptors.
         real: dict[int, dict[str, Any]] = {}
         skipped_targets = []
@@ -463,8 +553,12 @@ class Bench:
             crop, norm = self.real_crop(frames[t], lms[t])
             ana = self.analyzer.analyse(crop, norm)
             err = landmark_error(ana.landmarks, norm) if ana.landmarks is not None else None
-            real[t] = {"crop": crop, "norm": norm, "desc": ana.descriptor}
+            real[t] = {"crop": crop, "norm": norm, "desc": ana.descriptor, "face_box": face_box(norm, self.res),
+                       "mouth_box": mouth_box(norm, self.res), "mouth_opening": mouth_opening(norm)}
             floor_rows.append({"target": t, "lmk_err": err})
+        run_pieces = [piece for run in runs for piece in split_runs(run, lambda i: lms.get(i) is not None)]
+        run_real = {i: self.real_crop(frames[i], lms[i]) for piece in run_pieces for i in piece}
+        flicker_rows: list[dict] = []
         rows: list[dict] = []
         notes: list[str] = []
         shots_used: dict[str, list[int]] = {}
@@ -480,31 +574,113 @@ class Bench:
             methods = [m for m in self.renderer.methods() if m in args.methods]
             fns, setup_k = self.renderer.prepare(shots, methods)
             setup[str(k)] = setup_k
+            widest_shot_mouth = max(mouth_opening(lm) for lm in shots.norm)
             for t in targets:
                 if t not in real:
                     continue
                 r = real[t]
                 norm, t_crop = self.target_norm(lms[t])
+                mouth_target = r["mouth_opening"] > widest_shot_mouth
                 for m, fn in fns.items():
                     t0 = time.perf_counter()
-                    out = fn(norm)
+                    out = render_with(m, fn, norm, r["crop"])
                     t_method = time.perf_counter() - t0 + t_crop
-                    ana = self.analyzer.analyse(out, r["norm"])
-                    rows.append({
-                        "clip": name, "target": t, "method": m, "K": k,
-                        "ssim": ssim(out, r["crop"]), "psnr": psnr(out, r["crop"]),
-                        "lmk_err": landmark_error(ana.landmarks, r["norm"]) if ana.landmarks is not None else None,
-                        "csim": cosine(ana.descriptor, r["desc"]) if ana.landmarks is not None else None,
-                        "t_detect": det_time[t], "t_method": t_method,
-                    })
+                    rows.append({"clip": name, "target": t, "method": m, "K": k, **self.score(out, r, mouth_target),
+                                 "t_detect": det_time[t], "t_method": t_method})
                     samples[(m, k)][t] = out
+            flicker_rows += [dict(row, clip=name, K=k) for row in self.flicker_rows(fns, run_pieces, run_real)]
             if video_writer_factory is not None and k == max(args.shots) and video_frames:
                 self._side_by_side(video_writer_factory, path, video_frames, real_video, fns)
         log(f"  {name}: {n} frames, {len(real)}/{len(targets)} targets, {time.perf_counter() - t_clip:.1f}s")
         return {"name": name, "frames": n, "targets": targets, "skipped_targets": skipped_targets,
                 "shots": shots_used, "setup_s": setup, "notes": notes, "rows": rows, "floor_rows": floor_rows,
+                "flicker_rows": flicker_rows, "flicker_runs": run_pieces,
                 "real": {t: r["crop"] for t, r in real.items()}, "real_desc": [r["desc"] for r in real.values()],
                 "samples": samples}
+
+    def _load(self, path: Path, wanted: set[int], visit=None, visit_range=None
+              ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray | None], dict[int, float]]:
+        """The wanted frames of a clip, their landmarks (None: no face) and detection times."""
+        frames = read_frames(path, wanted, visit, visit_range)
+        lms: dict[int, np.ndarray | None] = {}
+        det_time: dict[int, float] = {}
+        for i in sorted(frames):
+            lms[i], det_time[i] = self.detect(frames[i])
+        return frames, lms, det_time
+
+    def score(self, out: np.ndarray, r: dict[str, Any], mouth_target: bool) -> dict[str, float | None]:
+        """One output crop against its real target: the per-target metrics."""
+        ana = self.analyzer.analyse(out, r["norm"])
+        found = ana.landmarks is not None
+        mb = r["mouth_box"]
+        return {"ssim": ssim(out, r["crop"]), "psnr": psnr(out, r["crop"]),
+                "lmk_err": landmark_error(ana.landmarks, r["norm"]) if found else None,
+                "csim": cosine(ana.descriptor, r["desc"]) if found else None,
+                "sharpness": sharpness(out, r["crop"], r["face_box"]),
+                "mouth_ssim": ssim(out[mb], r["crop"][mb]) if mouth_target else None}
+
+    @staticmethod
+    def flicker_rows(fns: dict[str, Callable], pieces: list[list[int]],
+                     run_real: dict[int, tuple[np.ndarray, np.ndarray]]) -> list[dict]:
+        """Per method and run of consecutive frames: the summed frame-to-frame change of its
+        outputs and of the real crops."""
+        rows = []
+        for piece in pieces:
+            reals = [run_real[i][0] for i in piece]
+            real_change = float(frame_changes(reals).sum())
+            for m, fn in fns.items():
+                outs = [render_with(m, fn, run_real[i][1], run_real[i][0]) for i in piece]
+                rows.append({"method": m, "start": piece[0], "pairs": len(piece) - 1,
+                             "out_change": float(frame_changes(outs).sum()), "real_change": real_change})
+        return rows
+
+    def sweep_blend_temperature(self, clips: list[Path], k: int, temperatures: Iterable[float]
+                                ) -> dict[str, Any] | None:
+        """warp_blend's temperature: the one of ``temperatures`` with the highest mean SSIM over
+        these clips' targets at K = k (ties: the lowest); None when no clip gives a target."""
+        temperatures = sorted(temperatures)
+        scores: dict[float, dict[str, list]] = {t: {"ssim": [], "sharpness": []} for t in temperatures}
+        used = []
+        for path in clips:
+            try:
+                count = self._sweep_clip(path, k, temperatures, scores)
+            except Exception as exc:  # noqa: BLE001 - one bad clip must not end the run
+                log(f"  blend sweep {path.name}: failed: {exc}")
+                continue
+            if count:
+                used.append({"clip": path.stem, "targets": count})
+        if not used:
+            return None
+        table = {str(t): {"ssim": _mean(v["ssim"]), "sharpness": _median(v["sharpness"])} for t, v in scores.items()}
+        best = max(temperatures, key=lambda t: (table[str(t)]["ssim"], -t))
+        return {"temperature": best, "chosen_by": "sweep", "K": k, "clips": used, "sweep": table,
+                "criterion": "highest mean SSIM over the clips' targets (ties: the lower temperature)"}
+
+    def _sweep_clip(self, path: Path, k: int, temperatures: list[float], scores: dict) -> int:
+        """Score every temperature's blend on one clip's targets; returns how many targets it scored."""
+        n = count_frames(path)
+        if n < 8:
+            return 0
+        targets = target_indices(n, self.args.targets)
+        frames, lms, _ = self._load(path, set(targets) | set(shot_indices(n, k)))
+        shots, _ = self.select_shots(path, n, frames, lms, k)
+        if shots is None:
+            return 0
+        count = 0
+        for t in targets:
+            if lms.get(t) is None:
+                continue
+            real, norm = self.real_crop(frames[t], lms[t])
+            box = face_box(norm, self.res)
+            warps = warp_shots(shots.crops, shots.norm, norm)
+            dist = landmark_distances(shots.norm, norm)
+            for temp in temperatures:
+                out = blend(warps, blend_weights(dist, temp))
+                scores[temp]["ssim"].append(ssim(out, real))
+                scores[temp]["sharpness"].append(sharpness(out, real, box))
+            count += 1
+        log(f"  blend sweep {path.stem}: {count} targets")
+        return count
 
     def _side_by_side(self, factory, path: Path, video_frames, real_video, fns) -> None:
         size = max(self.res, ANALYSIS_SIZE)
@@ -570,18 +746,26 @@ def _fmt(v: Any, metric: str) -> str:
         return f"{v:.1f}"
     if metric == "no_face":
         return f"{100 * v:.0f}%"
+    if metric == "mouth_n":
+        return str(int(v))
+    if metric in ("sharpness", "flicker"):
+        return f"{v:.2f}"
     return f"{v:.3f}"
 
 
 HEAD = {"ssim": "SSIM↑", "psnr": "PSNR↑", "lmk_err": "LMK err↓", "no_face": "no face", "csim": "CSIM↑",
+        "sharpness": "sharp→1", "mouth_ssim": "mouth SSIM↑", "mouth_n": "mouth n", "flicker": "flicker→1",
         "fps": "FPS", "render_fps": "render FPS", "csim_driver": "CSIM driver↓"}
+LABEL = {"warp_oracle": "warp_oracle (oracle†)"}
+ORACLE_NOTE = ("† oracle: per target, the shot warp with the best SSIM to the real frame. It sees the answer; "
+               "a bound on choosing one shot, not a method anyone can run.")
 
 
 def table_rows(results: dict, metrics: tuple[str, ...], floor: dict | None) -> list[list[str]]:
     rows = []
     for m in METHODS:
         for k, vals in results.get(m, {}).items():
-            rows.append([m, str(k)] + [_fmt(vals.get(x), x) for x in metrics])
+            rows.append([LABEL.get(m, m), str(k)] + [_fmt(vals.get(x), x) for x in metrics])
     if floor is not None:
         rows.append(["real (detector floor)", "–"] + [_fmt(floor.get(x), x) if x in ("lmk_err", "no_face") else "–"
                                                       for x in metrics])
@@ -616,6 +800,17 @@ def finetune_text(ft: dict) -> str:
             f"generator {ft.get('lr_gen', 0):g}, AdaIN {ft.get('lr_psi', 0):g}{jitter}; {ft.get('precision', 'fp32')})")
 
 
+def blend_text(rec: dict) -> str:
+    """How warp_blend's temperature was chosen, in words (from protocol.blend)."""
+    if "temperature" not in rec:
+        return f"not run ({rec.get('skipped', 'no temperature')})"
+    if rec.get("chosen_by") != "sweep":
+        return f"temperature {rec['temperature']:g} (given by {rec.get('chosen_by')})"
+    clips = ", ".join(c["clip"] for c in rec.get("clips", []))
+    return (f"temperature {rec['temperature']:g}, the best mean SSIM of {', '.join(rec['sweep'])} on the training "
+            f"clips {clips} at K={rec['K']}")
+
+
 def protocol_text(doc: dict) -> str:
     p = doc["protocol"]
     ft = p["finetune"]
@@ -628,6 +823,11 @@ def protocol_text(doc: dict) -> str:
             f"LMK err: mean landmark distance / outer-eye-corner distance, detector on the output crop "
             f"(faces not found excluded, counted in 'no face'); CSIM: dlib 128-d descriptors, output vs real crop "
             f"(outputs with a face found; 'other person' = two different real people); "
+            f"Sharpness: variance of the Laplacian of the luminance on the face box, output over real, median over "
+            f"targets (1: the real frame's detail; SSIM and PSNR reward blur, this does not); mouth SSIM: the mouth "
+            f"box, over the targets whose mouth opens wider than in every shot (mouth n of them); flicker: "
+            f"frame-to-frame change of the output over the real crops', on {p['flicker_runs']['runs']} run(s) of "
+            f"{p['flicker_runs']['length']} consecutive frames per clip; warp_blend: {blend_text(p.get('blend', {}))}. "
             f"FPS: detection on the frame + crop + method, on {doc['host']['cpus']} CPU core(s)."
             + ("" if p["standard"] else " NOT the standard protocol (20 targets, K = 1 and 8): do not compare "
                                         "with standard runs."))
@@ -650,6 +850,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--targets", type=int, default=20, help="targets per clip (default 20: the protocol)")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--checkpoint", type=Path, help="meta-learned checkpoint of the model, for ours_ft")
+    p.add_argument("--blend-temperature", type=float,
+                   help="warp_blend's softmax temperature (default: swept on training clips, never the held-out ones)")
+    p.add_argument("--blend-sweep-clips", type=int, default=BLEND_SWEEP_CLIPS,
+                   help=f"training clips of --clips the temperature is swept on (default {BLEND_SWEEP_CLIPS})")
+    p.add_argument("--holdout-file", type=Path, default=REPO / "training" / "holdout.txt",
+                   help="held-out clip stems, never used for the sweep (default training/holdout.txt)")
+    p.add_argument("--flicker-runs", type=int, default=FLICKER_RUNS,
+                   help=f"runs of consecutive frames per clip for flicker (default {FLICKER_RUNS}; 0: none)")
+    p.add_argument("--flicker-length", type=int, default=FLICKER_LENGTH,
+                   help=f"frames per flicker run (default {FLICKER_LENGTH})")
     # ours_ft's steps are the bench's own fixed default (not training.finetune's), so that its
     # numbers compare across runs; 100 until session 7, 200 with the faster recipe since.
     add_finetune_arguments(p.add_argument_group("ours_ft's fine-tuning recipe (recorded in results.json)"),
@@ -674,6 +884,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.names = (args.names or []) + read_names_file(args.names_file)
     if args.skip_self and not args.cross:
         p.error("--skip-self needs --cross")
+    if args.blend_temperature is not None and not args.blend_temperature > 0:
+        p.error("--blend-temperature must be > 0")
+    if args.flicker_runs < 0 or args.flicker_length < 2:
+        p.error("--flicker-runs must be >= 0 and --flicker-length >= 2")
+    if args.blend_temperature is None and "warp_blend" in args.methods and not args.holdout_file.is_file():
+        p.error(f"--holdout-file {args.holdout_file}: no such file (the sweep must know the held-out clips)")
     try:
         args.ft_config = finetune_config_from_arguments(args, prefix="ft-")  # ours_ft's recipe, checked once
     except TrainingError as exc:
@@ -699,13 +915,45 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"error: {exc}") from None
 
 
+def sweep_clips(folder: Path, exclude: set[str], count: int) -> list[Path]:
+    """Up to ``count`` clips of ``folder`` not in ``exclude``, evenly spaced over their sorted list."""
+    pool = [p for p in list_clips(folder, None, None) if p.stem not in exclude]
+    if not pool or count < 1:
+        return []
+    picks = sorted({int(i) for i in np.linspace(0, len(pool) - 1, num=min(count, len(pool))).round()})
+    return [pool[i] for i in picks]
+
+
+def choose_blend(args: argparse.Namespace, bench: "Bench", evaluated: list[Path]) -> dict[str, Any]:
+    """warp_blend's temperature (given, or swept on training clips), as recorded in protocol.blend;
+    sets it on the renderer, which runs warp_blend only once it has one."""
+    if "warp_blend" not in args.methods:
+        return {"skipped": "warp_blend not in --methods"}
+    if args.blend_temperature is not None:
+        rec: dict[str, Any] | None = {"temperature": args.blend_temperature, "chosen_by": "--blend-temperature"}
+    else:
+        exclude = set(read_names_file(args.holdout_file)) | {p.stem for p in evaluated}
+        pool = sweep_clips(args.clips, exclude, args.blend_sweep_clips)
+        log(f"warp_blend: sweeping its temperature on {len(pool)} training clip(s) at K={max(args.shots)}")
+        rec = bench.sweep_blend_temperature(pool, max(args.shots), BLEND_SWEEP) if pool else None
+        if rec is None:
+            bench.notes.append("warp_blend skipped: no training clip in --clips (outside --holdout-file and the "
+                               "evaluated clips) to choose its temperature on; pass --blend-temperature")
+            return {"skipped": "no training clip to sweep the temperature on"}
+        rec["excluded"] = {"holdout_file": str(args.holdout_file), "held_out_and_evaluated": sorted(exclude)}
+    bench.renderer.blend_temperature = rec["temperature"]
+    log(f"warp_blend: temperature {rec['temperature']:g} ({rec['chosen_by']})")
+    return rec
+
+
 def run(args: argparse.Namespace, bench: "Bench", clips: list[Path]) -> int:
     import talkinghead
     from talkinghead.video import VideoWriter
 
-    log(f"quality: model {bench.model.name} ({bench.res}px), {len(clips)} clip(s), K={args.shots}, "
-        f"{args.targets} targets, methods {', '.join(bench.renderer.methods())}")
     t_start = time.perf_counter()
+    blend_record = choose_blend(args, bench, clips) if not args.skip_self else {"skipped": "--skip-self"}
+    log(f"quality: model {bench.model.name} ({bench.res}px), {len(clips)} clip(s), K={args.shots}, "
+        f"{args.targets} targets, methods {', '.join(m for m in bench.renderer.methods() if m in args.methods)}")
 
     doc: dict[str, Any] = {
         "protocol": {
@@ -720,7 +968,11 @@ def run(args: argparse.Namespace, bench: "Bench", clips: list[Path]) -> int:
                 "nearest": "the shot whose crop-normalised landmarks are closest (mean L2) to the target's, unchanged",
                 "warp": "the nearest shot, piecewise-affine warped onto the target's landmarks (Delaunay of the "
                         "target's 68 points + 16 fixed crop-border points)",
-                "ours": "the package, feed-forward (embedder on the K shots, generator per target)",
+                "warp_blend": "every shot piecewise-affine warped onto the target's landmarks, blended per pixel by "
+                              "softmax(-mean landmark distance of the shot to the target / T); T in protocol.blend",
+                "warp_oracle": "ORACLE (sees the answer): per target, the one shot warp with the best SSIM to the "
+                               "real crop; a bound on choosing one shot, not a method anyone can run",
+                "ours": "the package through the SDK (create_avatar on the K shots, render per target), feed-forward",
                 "ours_ft": "the checkpoint fine-tuned on the K shots (training.finetune), rendered in PyTorch",
             },
             "metrics": {
@@ -734,10 +986,24 @@ def run(args: argparse.Namespace, bench: "Bench", clips: list[Path]) -> int:
                         "score ~0.85); 'other person' gives the score of two different real people",
                 "fps": "1 / mean time of the per-frame path: detection on the full frame + crop rule + the method",
                 "render_fps": "1 / mean time of the method alone (crop rule + render)",
+                "sharpness": "variance of the 4-neighbour Laplacian of the luminance (Rec. 601) of the output crop "
+                             "over that of the real crop, on the target's 68 landmarks' bounding box expanded by "
+                             "10% a side; median over targets (1: the real frame's detail; below: blur)",
+                "mouth_ssim": "SSIM on the mouth box (points 48-67's bounding box, expanded 20% a side, >= 16 px), "
+                              "mean over the targets whose mouth opening (|p62 - p66| / sqrt(landmark bounding-box "
+                              "area)) exceeds every shot's; mouth_n: how many",
+                "flicker": "over runs of consecutive frames: summed mean absolute change of the output crop from "
+                           "frame to frame (0-255, all pixels) over the same for the real crops; 1: as steady as "
+                           "the real clip; flicker_pairs: frame pairs counted",
             },
+            "flicker_runs": {"runs": args.flicker_runs, "length": args.flicker_length,
+                             "placement": "starts round(linspace(N//2, N-length, runs)); landmarks detected per "
+                                          "frame; a run is cut at frames without a face"},
+            "blend": blend_record,
             "analysis_size": bench.analyzer.size,
             "finetune": (dataclasses.asdict(bench.ft_config) if bench.ft_config is not None else None),
-            "standard": args.targets == 20 and args.shots == [1, 8],
+            "standard": (args.targets == 20 and args.shots == [1, 8] and args.flicker_runs == FLICKER_RUNS
+                         and args.flicker_length == FLICKER_LENGTH),
         },
         "model": {"name": bench.model.name, "path": str(args.model), "resolution": bench.res,
                   "kind": bench.model.package.kind, "variant": bench.model.variant,
@@ -750,6 +1016,7 @@ def run(args: argparse.Namespace, bench: "Bench", clips: list[Path]) -> int:
     grid_rows: list[tuple[str, list[np.ndarray]]] = []
     header: list[str] = []
     all_rows: list[dict] = []
+    all_flicker: list[dict] = []
     floor_rows: list[dict] = []
     per_clip: dict[str, Any] = {}
     real_desc: dict[str, list[np.ndarray]] = {}
@@ -775,14 +1042,17 @@ def run(args: argparse.Namespace, bench: "Bench", clips: list[Path]) -> int:
                 doc["side_by_side"] = {"file": video_path.name, "clip": clip.stem, "panels": ["real", "ours", "warp"],
                                        "K": max(args.shots)}
             all_rows += res["rows"]
+            all_flicker += res["flicker_rows"]
             real_desc[res["name"]] = res["real_desc"]
             floor_rows += [dict(r, clip=res["name"]) for r in res["floor_rows"]]
             pc = {"frames": res["frames"], "targets": res["targets"], "skipped_targets": res["skipped_targets"],
                   "shots": res["shots"], "setup_s": res["setup_s"], "notes": res["notes"],
-                  "floor": aggregate_floor(res["floor_rows"]), "results": {}}
+                  "floor": aggregate_floor(res["floor_rows"]), "flicker_runs": res["flicker_runs"], "results": {}}
+            clip_flicker = group(res["flicker_rows"], ("method", "K"))
             for (m, k), rs in sorted(group(res["rows"], ("method", "K")).items()):
-                agg = aggregate(rs, METRICS)
-                agg["values"] = {x: [r[x] for r in rs] for x in ("ssim", "psnr", "lmk_err", "csim")}
+                agg = aggregate(rs, METRICS, clip_flicker.get((m, k), []))
+                agg["values"] = {x: [r[x] for r in rs] for x in ("ssim", "psnr", "lmk_err", "csim", "sharpness",
+                                                                 "mouth_ssim")}
                 pc["results"].setdefault(m, {})[str(k)] = agg
             per_clip[res["name"]] = pc
             # Grid: two targets per clip.
@@ -792,8 +1062,9 @@ def run(args: argparse.Namespace, bench: "Bench", clips: list[Path]) -> int:
             for t in [real_ts[len(real_ts) // 4], real_ts[(3 * len(real_ts)) // 4]] if real_ts else []:
                 grid_rows.append((f"{res['name']} #{t}", [res["real"][t]] + [res["samples"][key].get(t) for key in keys]))
         results: dict[str, dict[str, Any]] = {}
+        flicker_groups = group(all_flicker, ("method", "K"))
         for (m, k), rs in group(all_rows, ("method", "K")).items():
-            results.setdefault(m, {})[str(k)] = aggregate(rs, METRICS)
+            results.setdefault(m, {})[str(k)] = aggregate(rs, METRICS, flicker_groups.get((m, k), []))
         results = {m: dict(sorted(results[m].items(), key=lambda kv: int(kv[0]))) for m in METHODS if m in results}
         doc["results"] = results
         doc["bars_K"] = str(8 if 8 in args.shots else max(args.shots))
@@ -869,7 +1140,7 @@ def run_cross_all(bench: Bench, args: argparse.Namespace, clips: list[Path]) -> 
         shots = make_shots([0], [img], [lm], bench.crop_config, bench.res)
         ana = bench.analyzer.analyse(shots.crops[0], shots.norm[0])
         floor_rows.append({"lmk_err": landmark_error(ana.landmarks, shots.norm[0]) if ana.landmarks is not None else None})
-        methods = [m for m in bench.renderer.methods() if m in args.methods]
+        methods = [m for m in bench.renderer.methods() if m in args.methods and m not in SELF_ONLY]
         fns, setup = bench.renderer.prepare(shots, methods)
         methods_used = methods
         for clip in clips:
@@ -951,12 +1222,21 @@ def bars_text(doc: dict) -> list[str]:
     return lines
 
 
+SUMMARY_METRICS = ("ssim", "psnr", "lmk_err", "csim", "sharpness", "mouth_ssim", "mouth_n", "flicker")
+
+
 def summary(doc: dict) -> dict[str, Any]:
     """The compact form for a manifest's ``quality`` (K, method -> the main metrics)."""
     out: dict[str, Any] = {"protocol": "bench/quality.py self-reenactment", "clips": doc.get("clips_evaluated", 0)}
     for m, per_k in doc.get("results", {}).items():
-        out[m] = {k: {x: (round(v[x], 4) if v.get(x) is not None else None) for x in ("ssim", "psnr", "lmk_err", "csim")}
+        out[m] = {k: {x: (round(v[x], 4) if v.get(x) is not None else None) for x in SUMMARY_METRICS if x in v}
                   for k, v in per_k.items()}
+    temperature = doc.get("protocol", {}).get("blend", {}).get("temperature")
+    if temperature is not None and "warp_blend" in out:
+        out["warp_blend_temperature"] = temperature
+    if any(m in out for m in ORACLES):
+        out["oracles"] = {m: "sees the answer (picks by SSIM to the real frame): a bound, not a method" for m in ORACLES
+                          if m in out}
     return out
 
 
@@ -979,6 +1259,9 @@ def write_outputs(args: argparse.Namespace, doc: dict) -> None:
     if "results" in doc:
         text.append(plain_table(doc["results"], METRICS, doc["floor"]))
         md.append(markdown_table(doc["results"], METRICS, doc["floor"]))
+        if any(m in doc["results"] for m in ORACLES):
+            text.append(ORACLE_NOTE)
+            md += ["", ORACLE_NOTE]
     if "cross" in doc:
         c = doc["cross"]
         text += ["", "cross-identity (no ground truth)", plain_table(c["results"], CROSS_METRICS, c["floor"])]

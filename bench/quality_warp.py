@@ -1,9 +1,14 @@
-"""The classical baseline of bench/quality.py: piecewise-affine warping of a face crop.
+"""The classical baselines of bench/quality.py: piecewise-affine warping of face crops.
 
 A shot's crop is warped onto a target's landmarks: both point sets (68 landmarks plus fixed points
 on the crop border, in crop-normalised coordinates) share one Delaunay triangulation (of the
 target's points), and every output pixel takes the affine map of the triangle it lies in. No
 learning: every pixel it shows is a real pixel of the shot, moved.
+
+Multi-shot forms: ``warp_shots`` warps every shot onto one target (one triangulation), ``blend``
+averages those warps with ``blend_weights`` (softmax of minus the shots' mean landmark distance to
+the target over a temperature), ``best_warp`` picks the warp that scores best against a reference
+(the bench's oracle, which sees the real frame).
 
 Numpy only (the Delaunay triangulation is a small Bowyer-Watson, ~90 points).
 """
@@ -11,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["border_points", "delaunay", "piecewise_affine_warp", "warp_face"]
+__all__ = ["border_points", "delaunay", "piecewise_affine_warp", "warp_face", "warp_shots", "landmark_distances",
+           "blend_weights", "blend", "to_uint8", "best_warp"]
 
 
 def border_points(per_side: int = 4) -> np.ndarray:
@@ -156,3 +162,46 @@ def warp_face(shot_crop: np.ndarray, shot_landmarks: np.ndarray, target_landmark
     src = np.concatenate([np.asarray(shot_landmarks, np.float64), border])
     dst = np.concatenate([np.asarray(target_landmarks, np.float64), border])
     return piecewise_affine_warp(shot_crop, src, dst)
+
+
+def warp_shots(shot_crops: np.ndarray, shot_landmarks: np.ndarray, target_landmarks: np.ndarray,
+               per_side: int = 4) -> np.ndarray:
+    """Every shot crop [K, R, R, 3] warped onto the target's landmarks, unrounded: float32 [K, R, R, 3].
+
+    ``to_uint8`` of warp i equals ``warp_face`` of shot i (the same triangulation and samples)."""
+    border = border_points(per_side)
+    dst = np.concatenate([np.asarray(target_landmarks, np.float64), border])
+    tri = delaunay(dst)
+    return np.stack([piecewise_affine_warp(np.asarray(crop, np.float32),
+                                           np.concatenate([np.asarray(lm, np.float64), border]), dst, tri)
+                     for crop, lm in zip(shot_crops, shot_landmarks)])
+
+
+def landmark_distances(shot_landmarks: np.ndarray, target_landmarks: np.ndarray) -> np.ndarray:
+    """Mean point distance of each shot's landmarks [K, 68, 2] to the target's [68, 2] -> [K]."""
+    diff = np.asarray(shot_landmarks, np.float64) - np.asarray(target_landmarks, np.float64)[None]
+    return np.linalg.norm(diff, axis=-1).mean(axis=-1)
+
+
+def blend_weights(distances: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(-distance / temperature) over the shots [K]."""
+    if not temperature > 0:
+        raise ValueError(f"blend temperature must be > 0, got {temperature}")
+    d = np.asarray(distances, np.float64)
+    w = np.exp(-(d - d.min()) / temperature)
+    return w / w.sum()
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Round a float image to uint8 as the warp does."""
+    return np.clip(np.asarray(image, np.float32) + 0.5, 0, 255).astype(np.uint8)
+
+
+def blend(warps: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted sum of warped shots [K, R, R, 3] -> uint8 [R, R, 3]."""
+    return to_uint8(np.tensordot(np.asarray(weights, np.float64), np.asarray(warps, np.float64), axes=1))
+
+
+def best_warp(warps: np.ndarray, reference: np.ndarray, score) -> int:
+    """Index of the warp (rounded to uint8) with the highest ``score(warp, reference)``."""
+    return int(np.argmax([score(to_uint8(w), reference) for w in warps]))
