@@ -16,19 +16,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from training import face_mesh
+from training.face_mesh import BORDER_PER_SIDE
+
 __all__ = ["border_points", "delaunay", "piecewise_affine_warp", "warp_face", "warp_shots", "landmark_distances",
            "blend_weights", "blend", "to_uint8", "best_warp"]
 
 
-def border_points(per_side: int = 4) -> np.ndarray:
-    """Fixed points on the crop square's border [-1, 1]^2: ``per_side`` segments per edge
-    (``4 * per_side`` points, corners included), float64 [P, 2]."""
-    t = np.linspace(-1.0, 1.0, per_side + 1)[:-1]
-    top = np.stack([t, -np.ones_like(t)], 1)
-    right = np.stack([np.ones_like(t), t], 1)
-    bottom = np.stack([-t, np.ones_like(t)], 1)
-    left = np.stack([-np.ones_like(t), -t], 1)
-    return np.concatenate([top, right, bottom, left]).astype(np.float64)
+def border_points(per_side: int = BORDER_PER_SIDE) -> np.ndarray:
+    """Fixed points on the crop square's border [-1, 1]^2 (``4 * per_side``, corners included), float64
+    [P, 2]: the warp family's (training/face_mesh.py), so the baseline and the model pin the same edge."""
+    return np.asarray(face_mesh.border_points(per_side), np.float64)
 
 
 def _circumcircle(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[float, float, float]:

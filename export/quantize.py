@@ -45,7 +45,12 @@ from .errors import ExportError
 
 log = logging.getLogger(__name__)
 
-RASTERIZER_SCOPE = "rasterizer/"
+# Module scopes (TorchScript node names) computed in float in every variant: coordinates and
+# rasterised conditioning images. The adain generator's rasteriser; the warp generator's rasterisers,
+# its piecewise-affine field, and everything outside its two learned networks (the blend, the
+# GridSample warps, the shot choice). Only the networks' own convolutions are reduced.
+FLOAT_SCOPES = ("rasterizer/", "net_raster/", "synth_raster/", "field/")
+WARP_NETWORK_SCOPES = ("/refiner/", "/synthesiser/")
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,7 @@ class Int8Recipe:
         ``sides`` maps node names to the side of their output feature map (:func:`output_sides`);
         a recipe with ``max_side`` needs it.
         """
-        out = rasterizer_nodes(model)
+        out = float_nodes(model)
         candidates = [n for n in model.graph.node if n.op_type in self.op_types and n.name not in out]
         if self.skip_depthwise:
             out += [n.name for n in candidates if n.op_type == "Conv" and _group(n) > 1]
@@ -165,9 +170,14 @@ def _group(node: onnx.NodeProto) -> int:
     return next((a.i for a in node.attribute if a.name == "group"), 1)
 
 
-def rasterizer_nodes(model: onnx.ModelProto) -> list[str]:
-    """Names of the nodes the TorchScript exporter scoped under a ``rasterizer`` module."""
-    return [n.name for n in model.graph.node if RASTERIZER_SCOPE in n.name]
+def float_nodes(model: onnx.ModelProto) -> list[str]:
+    """Names of the nodes every variant keeps in float32 (:data:`FLOAT_SCOPES`; in a warp generator,
+    recognised by its network scopes, also every node outside :data:`WARP_NETWORK_SCOPES`)."""
+    names = [n.name for n in model.graph.node]
+    warp = any(scope in name for name in names for scope in WARP_NETWORK_SCOPES)
+    return [name for name in names
+            if any(scope in name for scope in FLOAT_SCOPES)
+            or (warp and not any(scope in name for scope in WARP_NETWORK_SCOPES))]
 
 
 def output_sides(model: onnx.ModelProto, feed: dict[str, np.ndarray],
@@ -257,11 +267,11 @@ def quantize_int8(model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]],
 
 
 def convert_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
-    """fp16 weights and compute, float32 inputs and outputs, rasteriser in fp32."""
+    """fp16 weights and compute, float32 inputs and outputs, :func:`float_nodes` in fp32."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
     from onnxruntime.transformers.onnx_model import OnnxModel
 
-    half = convert_float_to_float16(copy.deepcopy(model), keep_io_types=True, node_block_list=rasterizer_nodes(model))
+    half = convert_float_to_float16(copy.deepcopy(model), keep_io_types=True, node_block_list=float_nodes(model))
     wrapped = OnnxModel(half)
     wrapped.topological_sort()
     return wrapped.model

@@ -157,6 +157,11 @@ typedef struct th_model_info {
     const char *variant;        /**< the generator file in use, e.g. "fp32"; owned by the model */
     const char *warning;        /**< "" or why the requested provider was not used; owned */
     const char *ort_version;    /**< version of the ONNX Runtime library in use */
+    /** The generator family: "adain" (landmarks + identity: the paper's generator) or "warp"
+     *  (moves the avatar's own reference shots along a motion field; th_avatar_create keeps up to
+     *  reference_cap of them, chosen by the manifest's selection rule). Owned by the model. */
+    const char *family;
+    int32_t reference_cap;      /**< "warp": shots an avatar keeps; 0 for "adain" */
 } th_model_info;
 
 /** Options of th_render. Zero-initialise, or call th_render_options_init. */
@@ -204,12 +209,16 @@ TH_API th_status th_model_get_info(const th_model *model, th_model_info *info);
 
 /** Embed `count` shots (1..TH_MAX_SHOTS) of one person: images and their landmarks in pixels
  *  [count][68][2]. The identity is the mean of the shots' embeddings. The avatar keeps the first
- *  shot's crop-normalised landmarks as the source face for relative motion. */
+ *  shot's crop-normalised landmarks as the source face for relative motion. A "warp" model's
+ *  avatar also keeps up to th_model_info.reference_cap shots (their crops and landmarks): all of
+ *  them when count <= the cap, else the most varied (farthest-landmarks rule, as the SDK). */
 TH_API th_status th_avatar_create(th_model *model, const th_image *shots,
                                   const float *landmarks_px, int32_t count,
                                   th_avatar **out_avatar);
 /** An avatar from a stored identity vector (e.g. one the Python SDK saved) and optionally the
- *  source face's crop-normalised landmarks [68][2] (NULL: no relative motion). */
+ *  source face's crop-normalised landmarks [68][2] (NULL: no relative motion). Not for a "warp"
+ *  model, which renders from the shots themselves: TH_ERROR_INVALID_ARGUMENT (use
+ *  th_avatar_create). */
 TH_API th_status th_avatar_from_identity(const th_model *model, const float *identity,
                                          int32_t dim, const float *source_landmarks,
                                          th_avatar **out_avatar);

@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -154,7 +155,21 @@ PYBIND11_MODULE(_native, m) {
         return py::array_t<float>({68, 2}, a.source.data());
       })
       .def_property_readonly("crop", [](const th::Avatar& a) { return py::make_tuple(a.crop.cx, a.crop.cy, a.crop.size); })
-      .def_property_readonly("shots", [](const th::Avatar& a) { return a.shots; });
+      .def_property_readonly("shots", [](const th::Avatar& a) { return a.shots; })
+      .def_property_readonly("ref_images", [](const th::Avatar& a) -> py::object {
+        if (!a.references) return py::none();
+        const py::ssize_t k = a.references;
+        const py::ssize_t side = a.ref_resolution;
+        py::array_t<float> out({k, static_cast<py::ssize_t>(3), side, side});
+        std::copy(a.ref_images.begin(), a.ref_images.end(), out.mutable_data());
+        return out;
+      }, "A 'warp' model's reference crops float32 [K, 3, S, S] in [-1, 1], or None.")
+      .def_property_readonly("ref_landmarks", [](const th::Avatar& a) -> py::object {
+        if (!a.references) return py::none();
+        py::array_t<float> out({static_cast<py::ssize_t>(a.references), static_cast<py::ssize_t>(68), static_cast<py::ssize_t>(2)});
+        std::copy(a.ref_landmarks.begin(), a.ref_landmarks.end(), out.mutable_data());
+        return out;
+      }, "Their crop-normalised landmarks [K, 68, 2], or None.");
 
   py::class_<th::Model>(m, "Model", "A model package loaded on ONNX Runtime (thread-safe).")
       .def(py::init([](const std::string& folder, const std::string& provider, int device_id, int intra, int inter,
@@ -183,6 +198,7 @@ PYBIND11_MODULE(_native, m) {
       .def_property_readonly("resolution", &th::Model::resolution)
       .def_property_readonly("embedding_dim", &th::Model::embedding_dim)
       .def_property_readonly("personalised", &th::Model::personalised)
+      .def_property_readonly("family", [](const th::Model& s) { return s.manifest().family; })
       .def_property_readonly("provider", [](const th::Model& s) { return provider_name(s.provider()); })
       .def_property_readonly("variant", &th::Model::variant)
       .def_property_readonly("warning", &th::Model::warning)
@@ -286,29 +302,47 @@ PYBIND11_MODULE(_native, m) {
              return out;
            },
            py::arg("images"), py::arg("landmarks"), "The embedder graph: [N,3,R,R] in [-1,1] + [N,68,2] -> [N,D].")
-      .def("generate", [](const th::Model& s, const py::object& landmarks, const py::object& identity) {
+      .def("generate", [](const th::Model& s, const py::object& landmarks, const py::object& identity,
+                          const py::object& ref_images, const py::object& ref_landmarks) {
              int b = 0;
              bool single = false;
              F32 lm = landmarks_arg(landmarks, "landmarks", b, single);
-             F32 id;
+             F32 id, ri, rl;
              if (!s.personalised()) {
                id = F32::ensure(identity);
                if (!id || id.ndim() != 2 || id.shape(0) != b || id.shape(1) != s.embedding_dim()) {
                  throw th::Error(th::Code::SizeMismatch, "identity must have shape [B, D]");
                }
              }
+             int k = 0;
+             if (ref_images.is_none() != ref_landmarks.is_none()) invalid("give both ref_images and ref_landmarks, or neither");
+             if (!ref_images.is_none()) {
+               const py::ssize_t side = s.manifest().reference_resolution;
+               ri = F32::ensure(ref_images);
+               if (!ri || ri.ndim() != 4 || ri.shape(1) != 3 || ri.shape(2) != side || ri.shape(3) != side) {
+                 throw th::Error(th::Code::SizeMismatch, "ref_images must have shape [K, 3, S, S], S the package's reference resolution");
+               }
+               k = static_cast<int>(ri.shape(0));
+               bool rs = false;
+               int rk = 0;
+               rl = landmarks_arg(ref_landmarks, "ref_landmarks", rk, rs);
+               if (rs || rk != k) throw th::Error(th::Code::SizeMismatch, "ref_landmarks must have shape [K, 68, 2] matching ref_images");
+             }
              const py::ssize_t r = s.resolution();
              py::array_t<float> out({static_cast<py::ssize_t>(b), static_cast<py::ssize_t>(3), r, r});
              float* dst = out.mutable_data();
              const float* idp = s.personalised() ? nullptr : id.data();
+             const float* rip = k ? ri.data() : nullptr;
+             const float* rlp = k ? rl.data() : nullptr;
              {
                py::gil_scoped_release release;
-               s.generate(lm.data(), idp, b, dst);
+               s.generate(lm.data(), idp, b, dst, rip, rlp, k);
              }
              return out;
            },
-           py::arg("landmarks"), py::arg("identity") = py::none(),
-           "The generator graph: [B,68,2] (+ [B,D]) -> [B,3,R,R] in [-1,1].");
+           py::arg("landmarks"), py::arg("identity") = py::none(), py::arg("ref_images") = py::none(),
+           py::arg("ref_landmarks") = py::none(),
+           "The generator graph: [B,68,2] (+ [B,D]) (+ a warp model's [K,3,S,S] + [K,68,2]) -> [B,3,R,R] in [-1,1].");
 
   m.def("crop_from_landmarks", [](const py::object& landmarks, double scale, double offset_y) {
           int b = 0;

@@ -162,6 +162,8 @@ th_status th_model_get_info(const th_model* model, th_model_info* info) {
     out.variant = m.variant().c_str();
     out.warning = m.warning().c_str();
     out.ort_version = model->ort_version.c_str();
+    out.family = m.manifest().family.c_str();
+    out.reference_cap = m.manifest().reference_cap;
     uint32_t size = info->struct_size;
     if (size == 0 || size > sizeof(out)) size = sizeof(out);
     std::memcpy(info, &out, size);

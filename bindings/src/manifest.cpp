@@ -291,21 +291,43 @@ void schema_version(const json& data) {
   const json& v = data["schema_version"];
   if (!v.is_number_integer()) throw fail("schema_version", "expected an integer, got " + type_name(v));
   const std::string got = v.dump();
-  if (v.is_number_unsigned() ? v.get<std::uint64_t>() > kSchemaVersion : v.get<std::int64_t>() > kSchemaVersion) {
+  const bool negative = !v.is_number_unsigned() && v.get<std::int64_t>() < 0;
+  const std::uint64_t n = negative ? 0 : v.get<std::uint64_t>();
+  if (!negative && n >= kOldestSchemaVersion && n <= kSchemaVersion) return;
+  if (!negative && n > kSchemaVersion) {
     throw Error(Code::ModelPackage,
                 "manifest: schema_version " + got + " is newer than this talkinghead (" TALKINGHEAD_VERSION
-                ") reads (schema_version 1): upgrade talkinghead (the native library and the pip package), "
+                ") reads (schema_version " + std::to_string(kSchemaVersion) +
+                "): upgrade talkinghead (the native library and the pip package), "
                 "or re-export the model with this version's exporter (python -m export)");
   }
-  if (v.get<std::int64_t>() != kSchemaVersion) {
-    throw Error(Code::ModelPackage, "manifest: schema_version " + got +
-                                        " is not supported (this talkinghead reads schema_version 1): re-export "
-                                        "the model with the current exporter (python -m export)");
+  throw Error(Code::ModelPackage, "manifest: schema_version " + got +
+                                      " is not supported (this talkinghead reads schema_version 1, 2): re-export "
+                                      "the model with the current exporter (python -m export)");
+}
+
+// manifest._references
+void references(const json& v, int resolution, Manifest& m) {
+  const json& o = object(v, "references", {"cap", "resolution", "selection"});
+  const std::int64_t cap = integer(o["cap"], "references.cap", 1);
+  if (cap > kMaxReferences) {
+    throw fail("references.cap", "expected at most " + std::to_string(kMaxReferences) + ", got " + std::to_string(cap));
   }
+  const std::int64_t res = integer(o["resolution"], "references.resolution", 8);
+  if (res < resolution) {
+    throw fail("references.resolution",
+               "expected at least the output resolution " + std::to_string(resolution) + ", got " + std::to_string(res));
+  }
+  if (res > 8192) throw fail("references.resolution", "implausibly large: " + std::to_string(res));
+  m.reference_cap = static_cast<int>(cap);
+  m.reference_resolution = static_cast<int>(res);
+  m.reference_selection = str_choice(o["selection"], "references.selection", {"farthest-landmarks"});
 }
 
 // manifest.expected_io + _check_io
-void check_io(const GraphSpec& g, const std::string& kind, int r, int d) {
+void check_io(const GraphSpec& g, const Manifest& m) {
+  const std::string& kind = m.kind;
+  const int r = m.resolution, d = m.embedding_dim;
   struct Want { std::string name; std::vector<Dim> shape; };
   auto dyn = [](const char* n) { Dim x; x.named = true; x.name = n; return x; };
   auto fix = [](std::int64_t v) { Dim x; x.value = v; return x; };
@@ -316,6 +338,11 @@ void check_io(const GraphSpec& g, const std::string& kind, int r, int d) {
   } else {
     in = {{"landmarks", {dyn("B"), fix(68), fix(2)}}};
     if (kind == "meta") in.push_back({"identity", {dyn("B"), fix(d)}});
+    if (m.warp()) {
+      const std::int64_t s = m.reference_resolution;
+      in.push_back({"ref_images", {dyn("K"), fix(3), fix(s), fix(s)}});
+      in.push_back({"ref_landmarks", {dyn("K"), fix(68), fix(2)}});
+    }
     out = {{"image", {dyn("B"), fix(3), fix(r), fix(r)}}};
   }
   auto dims_repr = [](const std::vector<Dim>& s) {
@@ -366,11 +393,17 @@ void check_io(const GraphSpec& g, const std::string& kind, int r, int d) {
 Manifest validate(const json& data) {
   schema_version(data);
   const std::string top = "(top level)";
-  const json& o = object(data, top,
-                         {"schema_version", "name", "version", "size", "kind", "resolution", "embedding_dim",
-                          "landmarks", "image", "graphs", "producer"},
-                         {"variants", "parity", "training", "quality", "speed", "default_avatar"});
+  const int version = data["schema_version"].get<int>();
+  std::vector<std::string> required = {"schema_version", "name", "version", "size", "kind", "resolution",
+                                       "embedding_dim", "landmarks", "image", "graphs", "producer"};
+  std::vector<std::string> optional = {"variants", "parity", "training", "quality", "speed", "default_avatar"};
+  if (version >= 2) {
+    required.push_back("family");
+    optional.push_back("references");
+  }
+  const json& o = object(data, top, required, optional);
   Manifest m;
+  m.schema_version = version;
   m.kind = str_choice(o["kind"], "kind", {"meta", "personalised"});
   std::int64_t res = integer(o["resolution"], "resolution", 8);
   std::int64_t dim = integer(o["embedding_dim"], "embedding_dim", 1);
@@ -378,6 +411,18 @@ Manifest validate(const json& data) {
   if (dim > (1 << 20)) throw fail("embedding_dim", "implausibly large: " + std::to_string(dim));
   m.resolution = static_cast<int>(res);
   m.embedding_dim = static_cast<int>(dim);
+  if (version >= 2) m.family = str_choice(o["family"], "family", {"adain", "warp"});
+  if (m.warp()) {
+    if (!o.contains("references")) {
+      throw fail("references", "required key is missing (a 'warp' package states its reference cap)");
+    }
+    if (m.kind != "meta") {
+      throw fail("kind", "a 'warp' package is 'meta' (personalised warp packages are not defined yet)");
+    }
+    references(o["references"], m.resolution, m);
+  } else if (o.contains("references")) {
+    throw fail("references", "only a 'warp' package has references");
+  }
 
   const json& graphs = object(o["graphs"], "graphs", {"generator"}, {"embedder"});
   for (const char* role : kRoles) {
@@ -390,7 +435,7 @@ Manifest validate(const json& data) {
     throw fail("graphs.embedder", "a 'personalised' package has no embedder (its identity is baked in)");
   }
   for (const char* role : kRoles) {
-    if (m.graphs.count(role)) check_io(m.graphs[role], m.kind, m.resolution, m.embedding_dim);
+    if (m.graphs.count(role)) check_io(m.graphs[role], m);
   }
 
   if (o.contains("variants")) {
@@ -416,7 +461,7 @@ Manifest validate(const json& data) {
   producer(o["producer"]);
   m.name = str_match(o["name"], "name", match_name, "a model name (letters, digits, '.', '_', '-')");
   m.version = str_match(o["version"], "version", match_name, "a version string such as '0.1.0'");
-  m.size = str_choice(o["size"], "size", {"lite", "paper", "tiny"});
+  m.size = str_choice(o["size"], "size", {"lite", "paper", "tiny", "warp", "tiny-warp"});
 
   const json& lm = object(o["landmarks"], "landmarks", {"layout", "count", "coords", "crop"});
   const json& crop = object(lm["crop"], "landmarks.crop", {"scale", "offset_y"});

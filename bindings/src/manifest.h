@@ -1,4 +1,4 @@
-// The model package manifest (manifest.json, schema_version 1) and the package folder.
+// The model package manifest (manifest.json, schema_version 2; 1 still read) and the package folder.
 // A port of sdk/talkinghead/manifest.py and package.py: the same rules in the same order, so a
 // package the SDK refuses is refused here, with the same "manifest: <key>: <problem>" messages.
 #pragma once
@@ -10,7 +10,9 @@
 
 namespace th {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;     // what the exporter writes
+constexpr int kOldestSchemaVersion = 1;  // still read: an 'adain' package without 'family'
+constexpr int kMaxReferences = 32;
 
 struct Dim {
   bool named = false;  // a dynamic axis ("N", "B")
@@ -42,6 +44,13 @@ struct Manifest {
   std::map<std::string, GraphSpec> graphs;      // "embedder" (meta only), "generator"
   std::map<std::string, VariantSpec> variants;  // "int8", "fp16", ...
   std::string default_avatar;                   // "" when absent
+  // Version 2: the family of the generator ("adain": landmarks + identity; "warp": also the
+  // avatar's reference shots, ref_images [K,3,S,S] + ref_landmarks [K,68,2]).
+  std::string family = "adain";
+  int reference_cap = 0;         // warp: an avatar keeps at most this many shots
+  int reference_resolution = 0;  // warp: S, the side of the reference crops
+  std::string reference_selection;  // warp: "farthest-landmarks" (references.h)
+  bool warp() const { return family == "warp"; }
   bool personalised() const { return kind == "personalised"; }
 };
 

@@ -8,6 +8,7 @@
 #include "errors.h"
 #include "ort_api.h"
 #include "ort_runtime.h"
+#include "references.h"
 
 namespace th {
 namespace {
@@ -280,6 +281,7 @@ const std::string& Model::folder() const { return impl_->package.folder; }
 int Model::resolution() const { return impl_->package.manifest.resolution; }
 int Model::embedding_dim() const { return impl_->package.manifest.embedding_dim; }
 bool Model::personalised() const { return impl_->package.manifest.personalised(); }
+bool Model::warp() const { return impl_->package.manifest.warp(); }
 Provider Model::provider() const { return impl_->provider; }
 const std::string& Model::variant() const { return impl_->variant; }
 const std::string& Model::warning() const { return impl_->warning; }
@@ -299,18 +301,32 @@ void Model::embed(const float* images, const float* landmarks, int n, float* out
   d.run(d.embedder, in, 2, o);
 }
 
-void Model::generate(const float* landmarks, const float* identity_rows, int b, float* out) const {
+void Model::generate(const float* landmarks, const float* identity_rows, int b, float* out, const float* ref_images,
+                     const float* ref_landmarks, int k) const {
   const Impl& d = *impl_;
-  const int64_t r = resolution(), dim = embedding_dim();
+  const Manifest& m = manifest();
+  const int64_t r = resolution(), dim = embedding_dim(), s = m.reference_resolution;
+  if (warp() && (!ref_images || !ref_landmarks || k < 1 || k > m.reference_cap)) {
+    throw Error(Code::InvalidArgument, "model '" + m.name + "' (family 'warp') needs 1 to " +
+                                           std::to_string(m.reference_cap) + " reference shots, got " + std::to_string(k));
+  }
+  if (!warp() && (ref_images || ref_landmarks || k)) {
+    throw Error(Code::InvalidArgument, "model '" + m.name + "' (family '" + m.family + "') takes no reference shots");
+  }
   const int64_t lshape[] = {b, 68, 2}, idshape[] = {b, dim}, oshape[] = {b, 3, r, r};
-  Ort::Value in[2] = {
-      Ort::Value::CreateTensor<float>(*d.cpu, const_cast<float*>(landmarks), static_cast<size_t>(b) * kLandmarkFloats, lshape, 3),
-      Ort::Value{nullptr}};
+  const int64_t rishape[] = {k, 3, s, s}, rlshape[] = {k, 68, 2};
+  std::vector<Ort::Value> in;
+  in.reserve(4);
+  in.push_back(Ort::Value::CreateTensor<float>(*d.cpu, const_cast<float*>(landmarks), static_cast<size_t>(b) * kLandmarkFloats, lshape, 3));
   if (!personalised()) {
-    in[1] = Ort::Value::CreateTensor<float>(*d.cpu, const_cast<float*>(identity_rows), static_cast<size_t>(b * dim), idshape, 2);
+    in.push_back(Ort::Value::CreateTensor<float>(*d.cpu, const_cast<float*>(identity_rows), static_cast<size_t>(b * dim), idshape, 2));
+  }
+  if (warp()) {
+    in.push_back(Ort::Value::CreateTensor<float>(*d.cpu, const_cast<float*>(ref_images), static_cast<size_t>(k * 3 * s * s), rishape, 4));
+    in.push_back(Ort::Value::CreateTensor<float>(*d.cpu, const_cast<float*>(ref_landmarks), static_cast<size_t>(k) * kLandmarkFloats, rlshape, 3));
   }
   Ort::Value o = Ort::Value::CreateTensor<float>(*d.cpu, out, static_cast<size_t>(b * 3 * r * r), oshape, 4);
-  d.run(d.generator, in, personalised() ? 1 : 2, o);
+  d.run(d.generator, in.data(), in.size(), o);
 }
 
 void to_model_input(const std::uint8_t* crops, int n, int r, float* out) {
@@ -379,10 +395,44 @@ Avatar Model::create_avatar(const ImageView* shots, const float* landmarks_px, i
   std::copy(norm.begin(), norm.begin() + kLandmarkFloats, a.source.begin());
   a.crop = boxes[0];
   a.shots = count;
+  if (warp()) add_references(a, shots, boxes, crops, norm);
   return a;
 }
 
+// The reference shots of a 'warp' avatar, as talkinghead.Model.create_avatar keeps them.
+void Model::add_references(Avatar& a, const ImageView* shots, const std::vector<Crop>& boxes,
+                           const std::vector<std::uint8_t>& crops, const std::vector<float>& norm) const {
+  const Manifest& m = manifest();
+  const int r = resolution(), s = m.reference_resolution;
+  const std::vector<int> keep = select_references(norm.data(), a.shots, m.reference_cap);
+  const std::size_t plane = static_cast<std::size_t>(s) * s;
+  std::vector<std::uint8_t> resampled;
+  WarpScratch scratch;
+  if (s != r) resampled.resize(plane * 3);  // sharper references: from the photos, at their own side
+  a.references = static_cast<int>(keep.size());
+  a.ref_resolution = s;
+  a.ref_images.resize(plane * 3 * keep.size());
+  a.ref_landmarks.resize(static_cast<std::size_t>(kLandmarkFloats) * keep.size());
+  for (std::size_t j = 0; j < keep.size(); ++j) {
+    const int i = keep[j];
+    const std::uint8_t* crop = crops.data() + static_cast<std::size_t>(i) * plane * 3;
+    if (s != r) {
+      warp_to_crop(shots[i], boxes[i], s, resampled.data(), scratch);
+      crop = resampled.data();
+    }
+    to_model_input(crop, 1, s, a.ref_images.data() + j * plane * 3);
+    std::copy(norm.begin() + static_cast<std::ptrdiff_t>(i) * kLandmarkFloats,
+              norm.begin() + static_cast<std::ptrdiff_t>(i + 1) * kLandmarkFloats,
+              a.ref_landmarks.begin() + static_cast<std::ptrdiff_t>(j) * kLandmarkFloats);
+  }
+}
+
 Avatar Model::avatar_from_identity(const float* identity, int dim, const float* source) const {
+  if (warp()) {
+    throw Error(Code::InvalidArgument, "model '" + manifest().name + "' (family 'warp') renders from the avatar's "
+                                       "reference shots, which an identity alone does not carry: make the avatar "
+                                       "from the shots (th_avatar_create)");
+  }
   Avatar a;
   if (!personalised()) {
     if (!identity) throw Error(Code::InvalidArgument, "identity must not be NULL");
@@ -420,6 +470,14 @@ void Model::render(const Avatar* avatar, const float* landmarks, int batch, cons
     if (static_cast<int>(avatar->identity.size()) != dim) {
       throw Error(Code::SizeMismatch, "avatar identity has " + std::to_string(avatar->identity.size()) + " dims; model '" +
                                           manifest().name + "' needs " + std::to_string(dim) + " (made by another model?)");
+    }
+    const std::size_t ref_floats = static_cast<std::size_t>(manifest().reference_resolution) *
+                                   manifest().reference_resolution * 3 * avatar->references;
+    if (warp() && (avatar->references < 1 || avatar->references > manifest().reference_cap ||
+                   avatar->ref_resolution != manifest().reference_resolution || avatar->ref_images.size() != ref_floats ||
+                   avatar->ref_landmarks.size() != static_cast<std::size_t>(kLandmarkFloats) * avatar->references)) {
+      throw Error(Code::InvalidArgument, "model '" + manifest().name + "' (family 'warp') renders from the avatar's "
+                                         "reference shots, and this avatar has none for it (made by another model?)");
     }
   }
   const bool relative = opt.reference != nullptr;
@@ -498,7 +556,12 @@ void Model::render(const Avatar* avatar, const float* landmarks, int batch, cons
         std::copy(avatar->identity.begin(), avatar->identity.end(), ws.identity.begin() + static_cast<std::ptrdiff_t>(i) * dim);
       }
     }
-    generate(ws.landmarks.data(), personalised() ? nullptr : ws.identity.data(), n, ws.images.data());
+    if (warp()) {
+      generate(ws.landmarks.data(), ws.identity.data(), n, ws.images.data(), avatar->ref_images.data(),
+               avatar->ref_landmarks.data(), avatar->references);
+    } else {
+      generate(ws.landmarks.data(), personalised() ? nullptr : ws.identity.data(), n, ws.images.data());
+    }
     to_uint8_hwc(ws.images.data(), n, r, out + static_cast<std::size_t>(start) * frame_bytes);
   }
 }

@@ -38,6 +38,12 @@ struct Avatar {
   std::array<float, kLandmarkFloats> source{};  // crop-normalised [68][2]
   Crop crop;                                    // the first shot's crop in its pixels
   int shots = 0;
+  // A 'warp' model's reference shots (references.h picks them when there are more than the
+  // cap): crops float [K][3][S][S] in [-1, 1] and their crop-normalised landmarks [K][68][2].
+  int references = 0;
+  int ref_resolution = 0;  // S
+  std::vector<float> ref_images;
+  std::vector<float> ref_landmarks;
 };
 
 struct RenderOptions {
@@ -59,6 +65,7 @@ class Model {
   int resolution() const;
   int embedding_dim() const;
   bool personalised() const;
+  bool warp() const;  // family 'warp': renders from the avatar's reference shots
   Provider provider() const;        // what runs: Cpu or Cuda
   const std::string& variant() const;  // "fp32", "int8", ...
   const std::string& warning() const;  // "" or why the requested provider is not used
@@ -66,7 +73,8 @@ class Model {
 
   // Embed 1..32 shots (RGB8 images + 68 pixel landmarks each) into an avatar. Thread-safe.
   Avatar create_avatar(const ImageView* shots, const float* landmarks_px, int count) const;
-  // An avatar from a stored identity (and optional crop-normalised source landmarks).
+  // An avatar from a stored identity (and optional crop-normalised source landmarks); not for a
+  // 'warp' model, which needs the shots themselves.
   Avatar avatar_from_identity(const float* identity, int dim, const float* source) const;
 
   // Render `batch` frames into `out` (batch * R * R * 3 bytes). Thread-safe; allocates nothing
@@ -77,10 +85,14 @@ class Model {
   // The graphs, exposed for tests and bindings: images [n,3,R,R] in [-1,1] + landmarks -> [n,D].
   void embed(const float* images_nchw, const float* landmarks_norm, int n, float* out) const;
   // landmarks [b,68,2] + identity rows [b,D] (ignored when personalised) -> images [b,3,R,R].
-  void generate(const float* landmarks_norm, const float* identity_rows, int b, float* out) const;
+  // A 'warp' model also takes `k` reference shots: ref_images [k,3,S,S] + ref_landmarks [k,68,2].
+  void generate(const float* landmarks_norm, const float* identity_rows, int b, float* out,
+                const float* ref_images = nullptr, const float* ref_landmarks = nullptr, int k = 0) const;
 
  private:
   Model();
+  void add_references(Avatar& a, const ImageView* shots, const std::vector<Crop>& boxes,
+                      const std::vector<std::uint8_t>& crops, const std::vector<float>& norm) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

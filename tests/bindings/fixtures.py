@@ -1,12 +1,12 @@
 """Test fixtures for the native core: a tiny model package and shared test vectors.
 
-``make_package`` exports a tiny random model (``training.config.tiny_config``) as a model package
-(docs/architecture.md, manifest schema_version 1). ``make_vectors`` writes inputs and the outputs
+``make_package`` exports a tiny random model (``training.config.tiny_config``, or ``tiny-warp``: the
+warp family) as a model package (docs/architecture.md, manifest schema_version 2). ``make_vectors`` writes inputs and the outputs
 of the pure-Python path (talkinghead.crop + onnxruntime sessions) as raw little-endian files with a
 JSON index, so the C++ tests (ctest) check the core against Python without Python at run time.
 
 Run as a script: ``python tests/bindings/fixtures.py OUT_DIR`` writes OUT_DIR/model,
-OUT_DIR/personalised and OUT_DIR/vectors.
+OUT_DIR/personalised, OUT_DIR/warp and OUT_DIR/vectors.
 """
 from __future__ import annotations
 
@@ -60,28 +60,30 @@ def has_exporter() -> bool:
     return (ROOT / "export" / "__main__.py").is_file() and os.environ.get("TH_FIXTURES_OWN_EXPORT") != "1"
 
 
-def make_package(out: Path, *, personalised: bool = False, seed: int = 0) -> Path:
-    """A tiny random model (``training.config.tiny_config``) as a package at ``out``.
+def make_package(out: Path, *, personalised: bool = False, seed: int = 0, preset: str = "tiny") -> Path:
+    """A tiny random model (the ``tiny`` or ``tiny-warp`` preset of training.config) as a package at ``out``.
 
     Through the project's exporter (``python -m export CHECKPOINT OUT``) when it is there, so the
     native core is tested on exactly what users get; else (or with TH_FIXTURES_OWN_EXPORT=1) with
     torch.onnx directly, writing the manifest by docs/architecture.md.
     """
     if has_exporter():
-        return _export_with_exporter(Path(out), personalised=personalised, seed=seed)
+        return _export_with_exporter(Path(out), personalised=personalised, seed=seed, preset=preset)
+    if preset != "tiny":
+        raise ValueError(f"only the exporter writes {preset!r} packages")
     return _export_directly(Path(out), personalised=personalised, seed=seed)
 
 
-def _export_with_exporter(out: Path, *, personalised: bool, seed: int) -> Path:
+def _export_with_exporter(out: Path, *, personalised: bool, seed: int, preset: str) -> Path:
     import subprocess
 
     import torch
 
     from training.checkpoint import CheckpointState, build_models, save_checkpoint
-    from training.config import tiny_config
+    from training.config import PRESETS
 
     torch.manual_seed(seed)
-    models = build_models(tiny_config(), 1)
+    models = build_models(PRESETS[preset](), 1)
     state = CheckpointState()
     if personalised:
         with torch.no_grad():
@@ -382,6 +384,35 @@ def make_vectors(package: Path, out: Path, seed: int = 1) -> Path:
     return out
 
 
+def add_warp_vectors(package: Path, out: Path, seed: int = 3) -> Path:
+    """A 'warp' package's vectors, added to ``out/index.json``: more shots than its reference cap
+    (so the selection rule runs), the references the SDK keeps, and frames."""
+    from talkinghead.model import TalkingHeadModel
+    from talkinghead.package import ModelPackage
+    from talkinghead.sessions import SessionConfig
+
+    out = Path(out)
+    index = json.loads((out / "index.json").read_text())
+    rng = np.random.default_rng(seed)
+    sdk = TalkingHeadModel(ModelPackage.load(Path(package)), SessionConfig(providers="cpu"))
+    cap = sdk.package.references.cap
+    shots = [make_shot(rng, 160, 140, float(rng.uniform(50, 80))) for _ in range(cap + 2)]
+    for i, (img, lm) in enumerate(shots):
+        _write(out, f"warp_shot{i}_image", img, index)
+        _write(out, f"warp_shot{i}_landmarks", lm, index)
+    avatar = sdk.create_avatar([s[0] for s in shots], [s[1] for s in shots])
+    images, ref_lm = avatar.reference_inputs()
+    _write(out, "warp_identity", avatar.identity, index)
+    _write(out, "warp_ref_images", images, index)
+    _write(out, "warp_ref_landmarks", ref_lm, index)
+    drive = driving_landmarks(rng, 4)
+    _write(out, "warp_drive_normalised", drive, index)
+    _write(out, "warp_frames", sdk.render(avatar, drive), index)
+    index["warp"] = {"shots": len(shots), "cap": cap}
+    (out / "index.json").write_text(json.dumps(index, indent=1))
+    return out
+
+
 REAL_PHOTO = ROOT.parent / "shared" / "data" / "faces" / "aaai22_AdamSchiff.jpg"
 
 
@@ -485,6 +516,9 @@ def main(argv: list[str] | None = None) -> int:
     make_package(args.out / "personalised", personalised=True)
     make_corrupt_package(args.out / "model", args.out / "corrupt")
     make_vectors(args.out / "model", args.out / "vectors")
+    if has_exporter():
+        make_package(args.out / "warp", preset="tiny-warp")
+        add_warp_vectors(args.out / "warp", args.out / "vectors")
     print(f"fixtures written to {args.out}")
     return 0
 

@@ -90,6 +90,8 @@ TEST_CASE("load a package and describe it") {
   REQUIRE(th_model_get_info(m.p, &info) == TH_OK);
   CHECK(info.resolution == vector_index()["resolution"].get<int>());
   CHECK(info.embedding_dim == 64);
+  CHECK(std::string(info.family) == "adain");
+  CHECK(info.reference_cap == 0);
   CHECK(info.personalised == 0);
   CHECK(info.provider == TH_PROVIDER_CPU);
   CHECK(std::string(info.variant) == "fp32");
@@ -97,6 +99,65 @@ TEST_CASE("load a package and describe it") {
   CHECK(std::string(info.name) == manifest["name"].get<std::string>());
   CHECK(info.crop_scale == doctest::Approx(1.7));
   MESSAGE("ONNX Runtime " << info.ort_version << "; auto provider note: " << info.warning);
+}
+
+TEST_CASE("a 'warp' package: references chosen and frames rendered as the pure-Python path") {
+  const nlohmann::json warp = vector_index().at("warp");
+  ModelPtr m{load(fixture("warp"))};
+  th_model_info info;
+  th_model_info_init(&info);
+  REQUIRE(th_model_get_info(m.p, &info) == TH_OK);
+  CHECK(std::string(info.family) == "warp");
+  CHECK(info.reference_cap == warp["cap"].get<int>());
+
+  Shots s;
+  for (int i = 0; i < warp["shots"].get<int>(); ++i) {
+    std::vector<long long> shape;
+    s.pixels.push_back(load_vector<std::uint8_t>("warp_shot" + std::to_string(i) + "_image", &shape));
+    s.images.push_back(th_image{nullptr, int(shape[1]), int(shape[0]), int(shape[1] * 3)});
+    auto lm = load_vector<float>("warp_shot" + std::to_string(i) + "_landmarks");
+    s.landmarks.insert(s.landmarks.end(), lm.begin(), lm.end());
+  }
+  for (std::size_t i = 0; i < s.images.size(); ++i) s.images[i].data = s.pixels[i].data();
+  AvatarPtr a;
+  REQUIRE(th_avatar_create(m.p, s.images.data(), s.landmarks.data(), int(s.images.size()), &a.p) == TH_OK);
+  auto want_id = load_vector<float>("warp_identity");
+  std::vector<float> id(want_id.size());
+  REQUIRE(th_avatar_get_identity(a.p, id.data(), int(id.size())) == TH_OK);
+  double worst = 0;
+  for (std::size_t k = 0; k < id.size(); ++k) worst = std::max(worst, std::fabs(double(id[k]) - want_id[k]));
+  CHECK(worst <= 1e-5);
+
+  // The frames depend on which shots were kept: equal frames mean the same references.
+  const int r = info.resolution;
+  std::vector<long long> shape;
+  auto drive = load_vector<float>("warp_drive_normalised", &shape);
+  const int frames = int(shape[0]);
+  std::vector<std::uint8_t> out(std::size_t(frames) * r * r * 3);
+  REQUIRE(th_render(m.p, a.p, drive.data(), frames, nullptr, out.data(), out.size()) == TH_OK);
+  const int d = max_diff(out, load_vector<std::uint8_t>("warp_frames"));
+  MESSAGE("warp frames max abs diff vs Python: " << d);
+  CHECK(d <= 1);
+
+  // Fewer shots than the cap: another avatar, other frames (the references matter).
+  AvatarPtr one;
+  REQUIRE(th_avatar_create(m.p, s.images.data(), s.landmarks.data(), 1, &one.p) == TH_OK);
+  std::vector<std::uint8_t> out1(out.size());
+  REQUIRE(th_render(m.p, one.p, drive.data(), frames, nullptr, out1.data(), out1.size()) == TH_OK);
+  CHECK(max_diff(out, out1) > 1);
+
+  // An identity alone carries no reference shots.
+  AvatarPtr bare;
+  CHECK(th_avatar_from_identity(m.p, id.data(), int(id.size()), nullptr, &bare.p) == TH_ERROR_INVALID_ARGUMENT);
+  CHECK(bare.p == nullptr);
+  CHECK(std::string(th_last_error()).find("reference shots") != std::string::npos);
+
+  // An avatar of an 'adain' model is refused by a 'warp' model (and no frame is written).
+  ModelPtr adain{load(fixture("model"))};
+  Shots s0 = load_shots();
+  AvatarPtr other;
+  REQUIRE(th_avatar_create(adain.p, s0.images.data(), s0.landmarks.data(), 1, &other.p) == TH_OK);
+  CHECK(th_render(m.p, other.p, drive.data(), frames, nullptr, out.data(), out.size()) != TH_OK);
 }
 
 TEST_CASE("identity and frames equal the pure-Python path") {
@@ -324,10 +385,10 @@ TEST_CASE("package errors: missing, tampered, corrupt") {
     CHECK(std::string(th_last_error()).find("truncated") != std::string::npos);
     fs::remove_all(dir);
   }
-  SUBCASE("schema_version 2") {
+  SUBCASE("a newer schema_version") {
     std::string dir = copy_package("schema");
     auto j = nlohmann::json::parse(read_text(dir + "/manifest.json"));
-    j["schema_version"] = 2;
+    j["schema_version"] = 3;
     { std::ofstream(dir + "/manifest.json", std::ios::trunc) << j.dump(); }
     CHECK(th_model_load(dir.c_str(), nullptr, &m) == TH_ERROR_MODEL_PACKAGE);
     CHECK(std::string(th_last_error()).find("upgrade talkinghead") != std::string::npos);

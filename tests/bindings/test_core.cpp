@@ -9,6 +9,7 @@
 #include "errors.h"
 #include "geometry.h"
 #include "manifest.h"
+#include "references.h"
 #include "sha256.h"
 #include "test_support.h"
 
@@ -89,9 +90,23 @@ TEST_CASE("manifest: the SDK's rules") {
     m["speed"] = {{"ms", 3.5}};
     CHECK(error_of(m).empty());
   }
-  SUBCASE("schema_version 1 only") {
-    m["schema_version"] = 2;
-    CHECK(contains(error_of(m), "schema_version 2 is newer"));
+  SUBCASE("schema_version 1 and 2") {
+    REQUIRE(m["schema_version"] == 2);
+    m["schema_version"] = 3;
+    CHECK(contains(error_of(m), "schema_version 3 is newer"));
+    m = good_manifest();
+    m.erase("family");
+    CHECK(contains(error_of(m), "family: required key is missing"));
+    m["schema_version"] = 1;  // version 1: no family key, the paper's generator
+    CHECK(error_of(m).empty());
+    m["family"] = "adain";
+    CHECK(contains(error_of(m), "unknown key(s) 'family'"));
+    m = good_manifest();
+    m["family"] = "gan";
+    CHECK(contains(error_of(m), "family: expected one of 'adain', 'warp'"));
+    m = good_manifest();
+    m["references"] = {{"cap", 4}, {"resolution", 64}, {"selection", "farthest-landmarks"}};
+    CHECK(contains(error_of(m), "references: only a 'warp' package has references"));
     m["schema_version"] = 0;
     CHECK(contains(error_of(m), "schema_version 0 is not supported"));
     m["schema_version"] = "1";
@@ -141,6 +156,49 @@ TEST_CASE("manifest: the SDK's rules") {
       CHECK(contains(e.what(), "not valid JSON"));
     }
   }
+}
+
+TEST_CASE("manifest: a 'warp' package's references") {
+  const json good = json::parse(read_text(fixture("warp/manifest.json")));
+  th::Manifest w = th::parse_manifest(good.dump());
+  CHECK(w.warp());
+  CHECK(w.reference_cap == vector_index()["warp"]["cap"].get<int>());
+  CHECK(w.reference_resolution == w.resolution);
+  CHECK(w.reference_selection == "farthest-landmarks");
+  json m = good;
+  m.erase("references");
+  CHECK(contains(error_of(m), "references: required key is missing"));
+  m = good;
+  m["references"]["cap"] = 33;
+  CHECK(contains(error_of(m), "references.cap: expected at most 32"));
+  m = good;
+  m["references"]["resolution"] = w.resolution / 2;
+  CHECK(contains(error_of(m), "references.resolution: expected at least the output resolution"));
+  m = good;
+  m["references"]["selection"] = "first";
+  CHECK(contains(error_of(m), "references.selection: expected one of 'farthest-landmarks'"));
+  m = good;
+  m["graphs"]["generator"]["inputs"].erase(3);
+  CHECK(contains(error_of(m), "graphs.generator.inputs: a 'meta' package's generator has inputs"));
+}
+
+TEST_CASE("select_references keeps the shots talkinghead.references keeps") {
+  const int n = vector_index()["warp"]["shots"].get<int>(), cap = vector_index()["warp"]["cap"].get<int>();
+  std::vector<float> norm(static_cast<std::size_t>(n) * 136);
+  for (int i = 0; i < n; ++i) {
+    auto lm = load_vector<float>("warp_shot" + std::to_string(i) + "_landmarks");
+    th::to_normalised(lm.data(), 68, th::crop_from_landmarks(lm.data(), th::CropRule{}), norm.data() + i * 136);
+  }
+  const std::vector<int> keep = th::select_references(norm.data(), n, cap);
+  REQUIRE(static_cast<int>(keep.size()) == cap);
+  auto want = load_vector<float>("warp_ref_landmarks");
+  double worst = 0;
+  for (int j = 0; j < cap; ++j) {
+    for (int k = 0; k < 136; ++k) worst = std::max(worst, std::fabs(double(norm[keep[j] * 136 + k]) - want[j * 136 + k]));
+  }
+  CHECK(worst <= 1e-6);
+  CHECK(th::select_references(norm.data(), 2, cap) == std::vector<int>{0, 1});
+  CHECK_THROWS_AS(th::select_references(norm.data(), n, 0), th::Error);
 }
 
 TEST_CASE("onnx header: role stamp, IR version and opset") {

@@ -44,7 +44,8 @@ def packages(tmp_path_factory):
     pytest.importorskip("torch", reason="exporting the test package needs torch (the train extra)")
     root = tmp_path_factory.mktemp("native")
     return {"meta": fixtures.make_package(root / "model"),
-            "personalised": fixtures.make_package(root / "personalised", personalised=True)}
+            "personalised": fixtures.make_package(root / "personalised", personalised=True),
+            "warp": fixtures.make_package(root / "warp", preset="tiny-warp")}
 
 
 @pytest.fixture(scope="module")
@@ -242,6 +243,33 @@ def test_sdk_backend_native_gives_the_same_frames(packages, shared_data) -> None
     lms = np.stack([a_py.landmarks, a_py.landmarks * 0.95, a_py.landmarks + 0.02])
     diff = np.abs(nat.render(a_nat, lms).astype(int) - py.render(a_py, lms).astype(int))
     assert diff.max() <= 1
+
+
+def test_warp_family_matches_python(packages) -> None:
+    """A 'warp' package: the C++ core keeps the shots the SDK keeps (more shots than the cap) and
+    renders the SDK's frames, through its own avatars and under backend="native"."""
+    import talkinghead
+
+    py = talkinghead.load_model(packages["warp"], providers="cpu")
+    nat = talkinghead.load_model(packages["warp"], providers="cpu", backend="native")
+    cap = py.package.references.cap
+    rng = np.random.default_rng(11)
+    shots = [fixtures.make_shot(rng, 160, 140, float(rng.uniform(50, 80))) for _ in range(cap + 3)]
+    images, lms = [s[0] for s in shots], [s[1] for s in shots]
+    a_py, a_nat = py.create_avatar(images, lms), nat.create_avatar(images, lms)
+    drive = fixtures.driving_landmarks(np.random.default_rng(12), 3)
+    want = py.render(a_py, drive)
+    assert int(np.abs(nat.render(a_nat, drive).astype(int) - want.astype(int)).max()) <= 1
+
+    core = native.Model(str(packages["warp"]), provider="cpu")
+    assert core.family == "warp"
+    a_core = core.create_avatar(images, np.stack(lms))
+    ref_images, ref_lm = a_py.reference_inputs()
+    np.testing.assert_allclose(a_core.ref_landmarks, ref_lm, atol=1e-6)
+    np.testing.assert_allclose(a_core.ref_images, ref_images, atol=1e-6)
+    assert int(np.abs(core.render(a_core, drive).astype(int) - want.astype(int)).max()) <= 1
+    with pytest.raises(talkinghead.InputError, match="reference shots"):
+        core.avatar_from_identity(a_py.identity)
 
 
 def test_bundled_int8_variant_matches_python():
