@@ -1,17 +1,27 @@
-"""The default avatar of a model package: the mean identity of the model's training set.
+"""The default avatar of a model package.
 
-``python -m training.default_avatar CHECKPOINT PACKAGE_DIR --data PREPARED [PREPARED ...]``
-embeds up to ``--frames`` frames of every training video, averages per video and then over videos,
-and writes ``avatar.npz`` (identity + the mean crop-normalised landmarks) into the package, adding
-``default_avatar`` to its manifest. No training image is stored: the avatar is an identity vector
-and a landmark shape, so ``talkinghead demo`` renders a face that belongs to nobody in the data.
+Two kinds, by the model's family:
+
+- ``adain``: the mean identity of the model's training set. ``python -m training.default_avatar
+  CHECKPOINT PACKAGE_DIR --data PREPARED [PREPARED ...]`` embeds up to ``--frames`` frames of every
+  training video, averages per video and then over videos, and writes ``avatar.npz`` (identity +
+  the mean crop-normalised landmarks). No training image is stored: ``talkinghead demo`` renders a
+  face that belongs to nobody in the data.
+- ``warp``: a real face, since a warp generator moves the avatar's own pixels. The portrait is
+  :data:`DEFAULT_PORTRAIT`, a public-domain photo that a registry package ships (scikit-image's
+  ``data.astronaut()``: NASA's portrait of astronaut Eileen Collins, "no known copyright
+  restrictions, released into the public domain" in scikit-image's own words). The avatar is made
+  by the SDK itself from the exported package (``from_portrait``), so it is what a user would get.
+  Never the project's shared media.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -43,19 +53,63 @@ def mean_identity(checkpoint: Path, data: list[Path], frames_per_video: int = 4,
             len(per_video))
 
 
-def add_to_package(package: Path, identity: np.ndarray, landmarks: np.ndarray, name: str | None = None) -> Path:
-    """Write avatar.npz into the package folder and reference it from manifest.json."""
+@dataclass(frozen=True)
+class Portrait:
+    """A face photo for a default avatar, with where it comes from and why it may be shipped."""
+
+    name: str
+    credit: str
+    load: Callable[[], np.ndarray]  # -> RGB uint8 [H, W, 3]
+
+
+def _astronaut() -> np.ndarray:
+    try:
+        from skimage import data
+    except ImportError as exc:
+        raise TrainingError("the default portrait comes from scikit-image: pip install '.[ship]'") from exc
+    return np.ascontiguousarray(data.astronaut())
+
+
+DEFAULT_PORTRAIT = Portrait(
+    name="astronaut",
+    credit="Eileen Collins, NASA astronaut: NASA portrait, public domain (no known copyright restrictions), "
+           "as shipped by scikit-image (skimage.data.astronaut)",
+    load=_astronaut,
+)
+
+
+def _manifest_of(package: Path) -> tuple[Path, dict]:
     manifest_file = package / "manifest.json"
     if not manifest_file.is_file():
         raise TrainingError(f"{package} is not a model package (no manifest.json)")
-    manifest = json.loads(manifest_file.read_text())
-    avatar = Avatar(identity=identity, landmarks=landmarks, model=name or manifest["name"],
-                    embedding_dim=int(manifest["embedding_dim"]), shots=0)
+    return manifest_file, json.loads(manifest_file.read_text())
+
+
+def _write(package: Path, avatar: Avatar) -> Path:
+    """Save ``avatar`` as the package's avatar.npz and name it in manifest.json."""
+    manifest_file, manifest = _manifest_of(package)
     avatar.check()
     avatar.save(package / "avatar.npz", overwrite=True)
     manifest["default_avatar"] = "avatar.npz"
     manifest_file.write_text(json.dumps(manifest, indent=2) + "\n")
     return package / "avatar.npz"
+
+
+def add_to_package(package: Path, identity: np.ndarray, landmarks: np.ndarray, name: str | None = None) -> Path:
+    """Write an identity-only avatar.npz (the adain family) into the package folder and reference it."""
+    _, manifest = _manifest_of(package)
+    return _write(package, Avatar(identity=identity, landmarks=landmarks, model=name or manifest["name"],
+                                  embedding_dim=int(manifest["embedding_dim"]), shots=0))
+
+
+def from_portrait(package: Path, image: np.ndarray, landmarks: np.ndarray | None = None) -> Path:
+    """Make the package's default avatar from a photo with the SDK (landmarks detected when not given)."""
+    from talkinghead.model import TalkingHeadModel
+    from talkinghead.package import ModelPackage
+    from talkinghead.sessions import SessionConfig
+
+    model = TalkingHeadModel(ModelPackage.load(package), SessionConfig(providers="cpu"))
+    return _write(package, model.create_avatar(image, landmarks))
 
 
 def main(argv: list[str] | None = None) -> int:

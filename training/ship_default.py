@@ -1,9 +1,12 @@
 """Ship a checkpoint as the SDK's bundled default model.
 
-``python -m training.ship_default CHECKPOINT --data PREPARED [PREPARED ...] [--holdout-file F]``
+``python -m training.ship_default CHECKPOINT [--data PREPARED ...] [--holdout-file F]``
 
-1. exports the checkpoint (fp32 + int8 + fp16) with real calibration frames,
-2. adds the default avatar (the mean identity of the training videos; no training image),
+1. exports the checkpoint (fp32 + int8 + fp16) with real calibration frames (the prepared data's,
+   else the exporter's default: export.data),
+2. adds the default avatar (training/default_avatar.py): for the ``adain`` family the mean identity
+   of the training videos (no training image; needs ``--data``), for ``warp`` the public-domain
+   portrait ``DEFAULT_PORTRAIT`` (needs the ``ship`` extra: scikit-image),
 3. checks the package budget (40 MB) and replaces ``sdk/talkinghead/models/default`` atomically,
 4. writes the compact (fp16, weights-only) checkpoint that the repo keeps for resuming, when asked.
 """
@@ -21,7 +24,7 @@ from export import ExportError, export_checkpoint
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .dataset import read_name_list
-from .default_avatar import add_to_package, mean_identity
+from .default_avatar import DEFAULT_PORTRAIT, add_to_package, from_portrait, mean_identity
 from .errors import TrainingError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,15 +36,27 @@ def package_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
+MODEL_NAMES = {"adain": "talkinghead-lite", "warp": "talkinghead-warp"}
+
+
 def ship(checkpoint: Path, data: list[Path], holdout: tuple[str, ...], dest: Path = DEFAULT_PACKAGE,
          variants: tuple[str, ...] = ("int8", "fp16"), compact: Path | None = None) -> Path:
     """Export, add the default avatar, check the budget and move into ``dest``; returns ``dest``."""
+    family = load_checkpoint(checkpoint)[0].config.net.family
+    if family == "adain" and not data:
+        raise TrainingError("an 'adain' default avatar is the mean identity of the training videos: give --data")
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".ship-") as tmp:
         staged = Path(tmp) / "default"
-        export_checkpoint(checkpoint, staged, variants=variants, calibration=data[0], name="talkinghead-lite")
-        identity, landmarks, n = mean_identity(checkpoint, data, holdout=holdout)
-        add_to_package(staged, identity, landmarks)
+        export_checkpoint(checkpoint, staged, variants=variants, calibration=data[0] if data else None,
+                          name=MODEL_NAMES[family])
+        if family == "warp":
+            from_portrait(staged, DEFAULT_PORTRAIT.load())
+            avatar_note = f"portrait: {DEFAULT_PORTRAIT.credit}"
+        else:
+            identity, landmarks, n = mean_identity(checkpoint, data, holdout=holdout)
+            add_to_package(staged, identity, landmarks)
+            avatar_note = f"mean identity of {n} videos"
         size = package_bytes(staged)
         if size > BUDGET_BYTES:
             raise TrainingError(f"the default package is {size / 2**20:.1f} MB, over the 40 MB budget")
@@ -56,8 +71,8 @@ def ship(checkpoint: Path, data: list[Path], holdout: tuple[str, ...], dest: Pat
     if compact is not None:
         models, state = load_checkpoint(checkpoint)
         save_checkpoint(compact, models, state, half=True)
-    logging.getLogger("talkinghead.ship").info("shipped %s (%.1f MB, mean identity of %d videos)",
-                                               dest, package_bytes(dest) / 2**20, n)
+    logging.getLogger("talkinghead.ship").info("shipped %s (%.1f MB, default avatar: %s)",
+                                               dest, package_bytes(dest) / 2**20, avatar_note)
     return dest
 
 
@@ -65,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.ship_default", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", type=Path)
-    p.add_argument("--data", type=Path, nargs="+", required=True, help="the prepared training data")
+    p.add_argument("--data", type=Path, nargs="+", default=[],
+                   help="the prepared training data (calibration; the adain family's mean identity)")
     p.add_argument("--holdout-file", type=Path, default=None,
                    help="videos left out of the default avatar (default: training/holdout.txt when present)")
     p.add_argument("--dest", type=Path, default=DEFAULT_PACKAGE)

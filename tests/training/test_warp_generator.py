@@ -1,0 +1,101 @@
+"""The warp family's generator before training is the classical warp of the nearest shot (issue 17).
+
+Properties that hold for any weights the initialisation can draw: the learned flow correction and
+confidence start at zero and the occlusion mask at sigmoid(6), so training can only add to the
+piecewise-affine warp. Checked on the tiny-warp preset (64 px), on the crop's interior (the prior
+field is bilinearly upsampled, which clamps at the image edge).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from training.config import tiny_warp_config
+from training.networks.warp_generator import STAGES, WarpGenerator
+
+from .synthetic import template_landmarks
+
+MASK_LEAK = 1.0 - float(torch.sigmoid(torch.tensor(6.0)))  # 0.0025: the synthesis branch's share at init
+
+
+def _generator(seed: int = 0) -> WarpGenerator:
+    torch.manual_seed(seed)
+    return WarpGenerator(tiny_warp_config().validate().net).eval()
+
+
+def _shots(r: int, k: int, seed: int = 1) -> torch.Tensor:
+    """K smooth random images in [-1, 1] (smooth: bilinear resampling is then nearly exact)."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(k, 3, r // 8, r // 8, generator=g) * 2 - 1
+    return torch.nn.functional.interpolate(coarse, size=(r, r), mode="bicubic", align_corners=False).clamp(-1, 1)
+
+
+def _interior(x: torch.Tensor, margin: int = 6) -> torch.Tensor:
+    return x[..., margin:-margin, margin:-margin]
+
+
+def test_untrained_generator_returns_the_nearest_shot_when_the_target_is_its_pose() -> None:
+    g = _generator()
+    r = g.resolution
+    base = torch.from_numpy(template_landmarks())
+    shot_lms = torch.stack([base * 0.9 + torch.tensor([0.05, 0.0]), base, base * 1.08 - torch.tensor([0.0, 0.04])])
+    shots = _shots(r, 3)
+    identity = torch.randn(1, g.synthesiser.film.in_features)
+    for nearest in range(3):
+        with torch.no_grad():
+            out = g(shot_lms[nearest][None], identity, shots[None], shot_lms[None])
+        diff = (_interior(out[0]) - _interior(shots[nearest])).abs().max()
+        assert float(diff) <= MASK_LEAK + 0.02, f"shot {nearest}: max abs {float(diff):.4f}"
+        others = [float((_interior(out[0]) - _interior(shots[j])).abs().mean()) for j in range(3) if j != nearest]
+        assert min(others) > 0.05  # it really picked that shot, not a blend or another one
+
+
+def test_untrained_generator_moves_the_shot_with_its_landmarks() -> None:
+    """A target that is the shot's face shifted right by 4 px renders the shot shifted by 4 px
+    around the face (the border points stay put, so only the face region is checked)."""
+    g = _generator()
+    r = g.resolution
+    base = torch.from_numpy(template_landmarks())
+    shift = 8.0 / r  # crop-normalised units per 4 px at r: 2 / r per px
+    shots = _shots(r, 1, seed=3)
+    identity = torch.zeros(1, g.synthesiser.film.in_features)
+    with torch.no_grad():
+        out = g((base + torch.tensor([shift, 0.0]))[None], identity, shots[None], base[None, None])
+    # the face's centre box: inside every triangle that the landmarks span
+    lo = ((base.min(0).values + 1) * r / 2).int() + 8
+    hi = ((base.max(0).values + 1) * r / 2).int() - 8
+    y0, y1, x0, x1 = int(lo[1]), int(hi[1]), int(lo[0]), int(hi[0])
+    moved = out[0, :, y0:y1, x0 + 4:x1 + 4]
+    assert float((moved - shots[0, :, y0:y1, x0:x1]).abs().max()) <= MASK_LEAK + 0.03
+    assert float((out[0, :, y0:y1, x0:x1] - shots[0, :, y0:y1, x0:x1]).abs().mean()) > \
+        3 * float((moved - shots[0, :, y0:y1, x0:x1]).abs().mean())
+
+
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_one_graph_serves_any_number_of_shots(k: int) -> None:
+    g = _generator()
+    r = g.resolution
+    base = torch.from_numpy(template_landmarks())
+    lms = torch.stack([base * (1 + 0.03 * i) for i in range(k)])
+    with torch.no_grad():
+        out = g(torch.stack([base, base * 1.02]), torch.zeros(2, g.synthesiser.film.in_features),
+                _shots(r, k)[None].expand(2, -1, -1, -1, -1), lms[None].expand(2, -1, -1, -1))
+    assert out.shape == (2, 3, r, r) and torch.isfinite(out).all() and float(out.abs().max()) <= 1.0
+
+
+def test_every_ablation_stage_is_the_prior_at_initialisation() -> None:
+    """Each learned stage starts as a no-op, so the ablation table's rows differ only by training."""
+    g = _generator(seed=5)
+    r = g.resolution
+    base = torch.from_numpy(template_landmarks())
+    args = ((base * 1.05)[None], torch.randn(1, g.synthesiser.film.in_features), _shots(r, 2)[None],
+            torch.stack([base, base * 1.1])[None])
+    outs = []
+    for n in range(1, len(STAGES) + 1):
+        g.stages = STAGES[:n]
+        with torch.no_grad():
+            outs.append(g(*args))
+    for n, out in enumerate(outs[1:], 2):
+        assert float((out - outs[0]).abs().max()) <= MASK_LEAK + 1e-4, STAGES[:n]
+    assert np.isfinite(outs[-1].numpy()).all()
