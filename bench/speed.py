@@ -3,6 +3,11 @@
     python bench/speed.py [--sizes lite,paper] [--batches 1,4,16] [--threads 2] [--json FILE]
                           [--markdown FILE] [--plot FILE] [--rounds N] [--cuda auto|on|off]
                           [--gpu-batches 1,4,16,64] [--cpu on|off]
+    python bench/speed.py --packages LITE_PKG WARP_PKG [--package-ks 1,8] [--threads 2]
+
+``--packages``: instead, the shipped generator graphs of real model packages (fp32 and their int8
+variant) at batch 1, round-robin in one run; a ``warp`` package at each K of ``--package-ks``
+(reference shots); the ratio column is to the first package's fp32 row.
 
 For each model size (random weights: cost does not depend on weights), the generator runs on
 PyTorch eager, ONNX Runtime fp32, fp32 without the self-attention blocks (what the exporter ships
@@ -288,6 +293,44 @@ def c_abi_records(package: Path, size: str, batches: list[int], threads: int, re
             for r in rows]
 
 
+def bench_packages(folders: list[Path], ks: list[int], threads: int, rounds: int) -> list[Record]:
+    """Batch-1 generator time of real packages' fp32 and int8 graphs, round-robin (bench.timing)."""
+    from talkinghead.package import ModelPackage
+
+    runs, feeds_of, meta = {}, {}, {}
+    rng = np.random.default_rng(0)
+    for folder in folders:
+        pkg = ModelPackage.load(folder)
+        family = pkg.manifest.family
+        r_ref = pkg.references.resolution if pkg.references else 0
+        for variant in ["fp32"] + [v for v in ("int8",) if v in pkg.variant_names("generator")]:
+            sess = ort_session(pkg.graph_path("generator", variant), threads)
+            for k in (ks if family == "warp" else [0]):
+                feed = {"landmarks": (rng.random((1, 68, 2), np.float32) * 1.2 - 0.6)}
+                if pkg.kind == "meta":
+                    feed["identity"] = rng.standard_normal((1, pkg.embedding_dim)).astype(np.float32)
+                if k:
+                    feed["ref_images"] = rng.random((k, 3, r_ref, r_ref), np.float32) * 2 - 1
+                    feed["ref_landmarks"] = rng.random((k, 68, 2), np.float32) * 1.2 - 0.6
+                key = (pkg.name, variant, k)
+                runs[key] = lambda f, s=sess, feed=feed: s.run(None, feed)
+                meta[key] = pkg.resolution
+    medians = round_robin(runs, [{}] * 2, rounds=rounds, warmup=2)
+    return [Record(name, "onnxruntime", variant, 1, threads, ms, resolution=meta[(name, variant, k)], k=k)
+            for (name, variant, k), ms in medians.items()]
+
+
+def package_table(records: list[Record], cpu: str) -> str:
+    base = records[0].ms_per_frame
+    lines = [cpu, "", f"batch 1, {records[0].threads} thread(s); ratio: ms per frame / {records[0].model} "
+             f"{records[0].variant}'s", "",
+             "| model | variant | K | ms/frame | FPS | ratio |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for r in records:
+        lines.append(f"| {r.model} | {r.variant} | {r.k or ''} | {r.ms_per_frame:.1f} | {1000 / r.ms_per_frame:.1f} "
+                     f"| {r.ms_per_frame / base:.2f}x |")
+    return "\n".join(lines)
+
+
 def table(records: list[Record]) -> str:
     """Markdown: one row per (graph, model, runtime, variant, batch, device) with the ratio to eager
     on the same device."""
@@ -343,10 +386,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gpu-batches", default="1,4,16,64", help="batches on the GPU (the best one gives throughput)")
     p.add_argument("--cpu", choices=("on", "off"), default="on",
                    help="off: only the GPU rows (a short run on a lent GPU machine)")
+    p.add_argument("--packages", type=Path, nargs="+", help="time these packages' generators instead (see above)")
+    p.add_argument("--package-ks", default="1,8", help="reference shots of a warp package's generator")
     p.add_argument("--json", type=Path)
     p.add_argument("--markdown", type=Path)
     p.add_argument("--plot", type=Path)
     args = p.parse_args(argv)
+    from export.quantize import cpu_description
+
+    cpu = cpu_description()
+    print(cpu, file=sys.stderr)
+    if args.packages:
+        records = bench_packages(args.packages, [int(k) for k in args.package_ks.split(",")], args.threads,
+                                 args.rounds)
+        write_report(package_table(records, cpu), records, args.markdown, args.json)
+        return 0
     cuda = args.cuda == "on" or (args.cuda == "auto" and torch.cuda.is_available())
     if cuda and not torch.cuda.is_available():
         raise SystemExit("error: --cuda on, but torch sees no CUDA device")
@@ -369,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.resolutions and args.cpu == "on":
         print("resolution scaling ...", file=sys.stderr)
         bench_resolution(args.threads, records, [int(r) for r in args.resolutions.split(",")])
-    write_report(table(records), records, args.markdown, args.json)
+    write_report(cpu + "\n\n" + table(records), records, args.markdown, args.json)
     if args.plot:
         plot(records, args.plot)
     return 0
