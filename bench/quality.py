@@ -763,8 +763,8 @@ ORACLE_NOTE = ("† oracle: per target, the shot warp with the best SSIM to the 
 
 def table_rows(results: dict, metrics: tuple[str, ...], floor: dict | None) -> list[list[str]]:
     rows = []
-    for m in METHODS:
-        for k, vals in results.get(m, {}).items():
+    for m in [*(m for m in METHODS if m in results), *(m for m in results if m not in METHODS)]:  # others: as given
+        for k, vals in results[m].items():
             rows.append([LABEL.get(m, m), str(k)] + [_fmt(vals.get(x), x) for x in metrics])
     if floor is not None:
         rows.append(["real (detector floor)", "–"] + [_fmt(floor.get(x), x) if x in ("lmk_err", "no_face") else "–"

@@ -48,6 +48,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--name", default=None, help="package name (default talkinghead-<size>[-personalised])")
     p.add_argument("--package-version", default="0.1.0", help="the package's own version (default 0.1.0)")
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads for parity runs (default 2)")
+    p.add_argument("--stages", type=lambda t: tuple(x.strip() for x in t.split(",") if x.strip()), default=None,
+                   help="warp family only, for the ablation table: export the generator with these learned stages "
+                        "(a prefix of prior,flow,blend,synthesis); the package is named talkinghead-warp-<last stage>")
     p.add_argument("-q", "--quiet", action="store_true", help="only errors")
     return p.parse_args(argv)
 
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                          calibration=args.calibration, samples=args.samples, synthetic=args.synthetic,
                          tolerance=args.tolerance, instance_norm=args.instance_norm, name=args.name,
                          version=args.package_version, threads=args.threads,
-                         prune_attention=args.prune_attention)
+                         prune_attention=args.prune_attention, stages=args.stages)
     try:
         result = export_checkpoint(args.checkpoint, args.out_dir, opts)
     except ExportError as exc:

@@ -37,7 +37,7 @@ from talkinghead.package import ModelPackage
 from training.checkpoint import load_checkpoint
 from training.errors import CheckpointError
 from training.networks.generator import PersonalisedGenerator
-from training.networks.warp_generator import SharedReferences
+from training.networks.warp_generator import STAGES, SharedReferences
 
 from . import data as data_mod
 from .errors import ExportError
@@ -72,6 +72,9 @@ class ExportOptions:
         prune_attention: leave out of the generator graph the self-attention blocks whose removal
             moves its output by at most this much (max abs on the parity inputs; 2e-3 is a quarter
             of one 8-bit level); 0 keeps every block. See :mod:`export.prune`.
+        stages: a warp-family generator exported with only these learned stages (a prefix of
+            ``prior, flow, blend, synthesis``: the ablation table, bench/warp_ablation.py); None
+            exports the whole model. The package is named ``talkinghead-warp-<last stage>``.
     """
 
     variants: tuple[str, ...] = ()
@@ -86,8 +89,11 @@ class ExportOptions:
     version: str = "0.1.0"
     threads: int = 2
     prune_attention: float = 2e-3
+    stages: tuple[str, ...] | None = None
 
     def validate(self) -> "ExportOptions":
+        if self.stages is not None and tuple(self.stages) not in [STAGES[:n] for n in range(1, len(STAGES) + 1)]:
+            raise ExportError(f"stages must be a prefix of {', '.join(STAGES)}, got {', '.join(self.stages)}")
         unknown = [v for v in self.variants if v not in VARIANTS]
         if unknown:
             raise ExportError(f"unknown variant(s) {unknown}; choose from {sorted(VARIANTS)}")
@@ -187,6 +193,10 @@ class _Exporter:
         for m in (self.models.embedder, self.models.generator, self.models.discriminator):
             if m is not None:
                 m.eval()
+        if self.opts.stages is not None:
+            if self.family != "warp":
+                raise ExportError(f"{self.checkpoint}: stages apply to the warp family only, not '{self.family}'")
+            self.models.generator.stages = tuple(self.opts.stages)
         if self.family == "warp":
             if self.kind == "personalised":
                 raise ExportError(f"{self.checkpoint}: a personalised warp-family checkpoint cannot be exported yet")
@@ -308,6 +318,8 @@ class _Exporter:
                 variants[name] = variant_entry(path, self.variant_records[name])
             cfg = self.models.config
             suffix = "-personalised" if self.kind == "personalised" else ""
+            if self.opts.stages is not None and self.opts.stages != STAGES:
+                suffix += f"-{self.opts.stages[-1]}"
             name = self.opts.name or f"talkinghead-{cfg.size}{suffix}"
             self.manifest = build_manifest(
                 name=name, version=self.opts.version, size=cfg.size, kind=self.kind, resolution=self.resolution,

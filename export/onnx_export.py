@@ -118,6 +118,7 @@ def prepare_modules(models, kind: str, *, two_stage_norm: bool = True) -> GraphM
         if kind != "meta":
             raise ExportError("a personalised warp-family checkpoint cannot be exported yet")
         gen = folded_copy(models.generator, lambda: WarpGenerator(net))
+        gen.stages = models.generator.stages  # the ablation's stage switch is state, not a weight: keep it
         return GraphModules(kind, SharedReferences(gen).eval(), folded_copy(models.embedder, lambda: Embedder(net)))
     gen = folded_copy(models.generator, lambda: Generator(net))
     if two_stage_norm:

@@ -253,6 +253,10 @@ class SharedReferences(nn.Module):
     def forward(self, landmarks: torch.Tensor, identity: torch.Tensor, ref_images: torch.Tensor,
                 ref_landmarks: torch.Tensor) -> torch.Tensor:
         b = landmarks.shape[0]
+        if "synthesis" not in self.generator.stages:
+            # An ablation graph without the synthesis branch does not read the identity, and the ONNX
+            # exporter drops unread inputs; the contract's interface keeps it (+ 0 x identity).
+            landmarks = landmarks + 0.0 * identity[:, :1, None]
         return self.generator(landmarks, identity, ref_images[None].expand(b, -1, -1, -1, -1),
                               ref_landmarks[None].expand(b, -1, -1, -1))
 

@@ -1,0 +1,51 @@
+"""``export --stages``: a warp checkpoint exported with only some learned stages (the ablation table)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from export import ExportError, ExportOptions, export_checkpoint
+from training.checkpoint import CheckpointState, build_models, save_checkpoint
+from training.config import tiny_config, tiny_warp_config
+
+
+def _checkpoint(tmp: Path, config, seed: int = 3) -> Path:
+    torch.manual_seed(seed)
+    models = build_models(config, 1)
+    if config.net.family == "warp":  # make every learned stage do something, as after training
+        with torch.no_grad():
+            for p in models.generator.refiner.out.parameters():
+                p.normal_(std=0.5)
+            models.generator.synthesiser.out.bias[3] = 0.0
+    return save_checkpoint(tmp / f"ckpt-{config.size}" / "checkpoint.safetensors", models, CheckpointState())
+
+
+def test_stages_export_the_generator_with_only_those_parts(tmp_path: Path) -> None:
+    ckpt = _checkpoint(tmp_path, tiny_warp_config())
+    outs, names = [], []
+    for stages in (("prior",), ("prior", "flow", "blend", "synthesis")):
+        res = export_checkpoint(ckpt, tmp_path / stages[-1], ExportOptions(stages=stages, synthetic=True))
+        names.append(res.manifest["name"])
+        sess = ort.InferenceSession(str(res.path / "generator.onnx"), providers=["CPUExecutionProvider"])
+        rng = np.random.default_rng(0)
+        r = res.manifest["resolution"]
+        base = rng.uniform(-0.5, 0.5, (68, 2)).astype(np.float32)
+        feed = {"landmarks": base[None] * 1.05, "identity": rng.standard_normal((1, res.manifest["embedding_dim"])).astype(np.float32),
+                "ref_images": rng.uniform(-1, 1, (2, 3, r, r)).astype(np.float32),
+                "ref_landmarks": np.stack([base, base * 1.1])}
+        outs.append(sess.run(None, feed)[0])
+    assert names == ["talkinghead-tiny-warp-prior", "talkinghead-tiny-warp"]
+    assert float(np.abs(outs[0] - outs[1]).mean()) > 1e-3  # the learned stages are really left out
+
+
+def test_stages_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="prefix"):
+        ExportOptions(stages=("flow",)).validate()
+    with pytest.raises(ExportError, match="warp family only"):
+        export_checkpoint(_checkpoint(tmp_path, tiny_config()), tmp_path / "pkg",
+                          ExportOptions(stages=("prior",), synthetic=True))
+    assert not (tmp_path / "pkg").exists()
