@@ -317,11 +317,19 @@ class Renderer:
         tuned, _ = finetune(self.ckpt, images, lms, self.ft_config, device=self.device)
         setup = time.perf_counter() - t0
         gen = tuned.generator.to(self.device).eval()
-        psi = tuned.psi.to(self.device)
+        if tuned.config.net.family == "warp":  # the tuned warp model renders from the same shots
+            from training.warp_finetune import shots_identity
+
+            refs = (shots_identity(tuned, images, lms).to(self.device), images[None].to(self.device),
+                    lms[None].to(self.device))
+            synthesize = lambda lm: gen(lm, *refs)  # noqa: E731
+        else:
+            psi = tuned.psi.to(self.device)
+            synthesize = lambda lm: gen.synthesize(lm, psi)  # noqa: E731
 
         def render(t: np.ndarray) -> np.ndarray:
             with torch.no_grad():
-                x = gen.synthesize(torch.from_numpy(np.ascontiguousarray(t, np.float32))[None].to(self.device), psi)
+                x = synthesize(torch.from_numpy(np.ascontiguousarray(t, np.float32))[None].to(self.device))
             x = x[0].detach().float().cpu().numpy()
             return np.ascontiguousarray(np.clip((x + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8).transpose(1, 2, 0))
 

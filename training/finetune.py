@@ -63,9 +63,17 @@ def finetune(models: Models, shots_image: torch.Tensor, shots_landmarks: torch.T
     generator in eval mode and gradients off, e.g. to render held-out frames along the way
     (:mod:`training.heldout_eval`); it must not change them.
 
-    Returns the personalised models (``psi`` set) and the per-step losses.
+    Returns the personalised models (``psi`` set) and the per-step losses. A warp-family model is
+    fine-tuned by :func:`training.warp_finetune.finetune_warp` instead (no psi: it stays a warp
+    model that renders from the same shots).
     """
     cfg = config or FinetuneConfig()
+    if models.config.net.family == "warp":
+        if on_step is not None:
+            raise TrainingError("on_step is not supported for the warp family")
+        from .warp_finetune import finetune_warp
+
+        return finetune_warp(models, shots_image, shots_landmarks, cfg, device, progress)
     if shots_image.ndim != 4 or shots_landmarks.shape != (shots_image.shape[0], 68, 2):
         raise DatasetError(f"fine-tuning needs [K,3,R,R] images and [K,68,2] landmarks, got "
                            f"{tuple(shots_image.shape)} and {tuple(shots_landmarks.shape)}")
@@ -194,14 +202,16 @@ def main(argv: list[str] | None = None) -> int:
             images, lms = _load_image_shots(args.images, res)
         ft = finetune_config_from_arguments(args)
         tuned, hist = finetune(models, images, lms, ft, args.device, progress=True)
-        state = CheckpointState(step=state.step, videos=state.videos, data=state.data, kind="personalised",
+        warp = models.config.net.family == "warp"  # stays a meta model: it renders from the same shots
+        state = CheckpointState(step=state.step, videos=state.videos, data=state.data,
+                                kind="meta" if warp else "personalised",
                                 extra={"finetune_steps": ft.steps, "shots": int(images.shape[0]),
                                        "final_l1": hist[-1]["l1"] if hist else None})
         save_checkpoint(args.out, tuned, state)
     except TrainingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"personalised checkpoint: {args.out}")
+    print(f"fine-tuned checkpoint: {args.out}")
     return 0
 
 

@@ -86,5 +86,5 @@ class WarpLearner:
             mask = out["mask"].mean() if "mask" in out else torch.ones(())
         losses = {"loss_g": float(loss.detach()), "content": float(l_content.detach()), "grad": float(l_grad.detach()),
                   "l1": float(l1),
-                  "mask": float(mask), "shots": float(k), "tau": float(self.models.generator.log_tau.exp())}
+                  "mask": float(mask), "shots": float(k), "tau": float(self.models.generator.log_tau.detach().exp())}
         return StepResult(losses, fake.detach(), real.detach(), shots[:, 0].detach())
