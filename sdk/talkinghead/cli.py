@@ -125,17 +125,18 @@ def cmd_animate(args) -> int:
         avatar = model.create_avatar(args.source, face_index=args.face)
     output = "crop" if args.crop_only or not avatar.can_paste else "paste"
     fps = args.fps or info.fps
-    frames = model.animate(avatar, args.driving, mode=args.mode, output=output, batch_size=args.batch)
+    frames = model.animate(avatar, args.driving, mode=args.mode, output=output, batch_size=args.batch,
+                           fps=info.fps or None)
     with VideoWriter(out, fps=fps, overwrite=args.overwrite, audio_from=args.driving) as writer, \
             Progress("rendering", info.frame_count, enabled=not args.quiet) as progress:
         for frame in frames:
             writer.write(frame)
             progress.update()
-    if model.stats.lost_frames:
-        print(f"warning: the face was lost in {model.stats.lost_frames} driving frame(s); "
+    if frames.stats.lost_frames:
+        print(f"warning: the face was lost in {frames.stats.lost_frames} driving frame(s); "
               "they reuse the last good landmarks", file=sys.stderr)
     if not args.quiet:
-        print(f"wrote {out} ({model.stats.frames} frames, {fps:g} fps, {progress.fps:.1f} frames/s)")
+        print(f"wrote {out} ({frames.stats.frames} frames, {fps:g} fps, {progress.fps:.1f} frames/s)")
     return EXIT_OK
 
 

@@ -8,10 +8,11 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Literal, Sequence
+from typing import Callable, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 
@@ -33,6 +34,7 @@ ImageLike = str | os.PathLike | np.ndarray
 Coords = Literal["pixels", "normalised"]
 
 DEFAULT_PACKAGE = Path(__file__).resolve().parent / "models" / "default"
+DEFAULT_FPS = 25.0  # the smoother's frame rate for driving frames given in memory without fps
 
 
 def to_model_input(crops: np.ndarray) -> np.ndarray:
@@ -48,10 +50,28 @@ def from_model_output(images: np.ndarray) -> np.ndarray:
 
 @dataclass
 class RenderStats:
-    """Counters of the last :meth:`TalkingHeadModel.animate` run."""
+    """Counters of one :meth:`TalkingHeadModel.animate` call (its :class:`Animation`'s ``stats``)."""
 
     frames: int = 0
     lost_frames: int = 0
+
+
+class Animation(Iterator[np.ndarray]):
+    """The frames of one ``animate`` call, with that call's own counters in ``stats``.
+
+    Iterate it like any generator; ``stats`` is complete once it is exhausted. Each call gets its
+    own object, so concurrent ``animate`` calls on one model never share counts.
+    """
+
+    def __init__(self, frames_of: "Callable[[RenderStats], Iterator[np.ndarray]]") -> None:
+        self.stats = RenderStats()
+        self._frames = frames_of(self.stats)
+
+    def __iter__(self) -> "Animation":
+        return self
+
+    def __next__(self) -> np.ndarray:
+        return next(self._frames)
 
 
 class TalkingHeadModel:
@@ -65,7 +85,6 @@ class TalkingHeadModel:
         self.engine = create_engine(package, self.config, backend)
         self.providers = self.engine.providers
         self.variant = self.engine.variant
-        self.stats = RenderStats()
         log.info("talkinghead: model %s (%s, generator %s) on %s via %s", package.name, package.kind, self.variant,
                  ", ".join(self.providers), backend)
 
@@ -202,8 +221,11 @@ class TalkingHeadModel:
     def animate(self, avatar: Avatar, driving: str | os.PathLike | Iterable[np.ndarray], *,
                 mode: Literal["relative", "absolute"] = "relative", output: Literal["crop", "paste"] = "paste",
                 batch_size: int = 1, smoothing: bool = True,
-                tracker_config: "object | None" = None) -> Iterator[np.ndarray]:
+                tracker_config: "object | None" = None, fps: float | None = None) -> Animation:
         """Frames of the avatar driven by a video file, a sequence of frames or of landmarks.
+
+        Returns an :class:`Animation`: iterate it for the RGB uint8 frames; its ``stats`` counts
+        this call's frames and the driving frames where the face was lost.
 
         Args:
             driving: a video path; an iterable of RGB frames (uint8 [H, W, 3]); or an iterable /
@@ -212,6 +234,8 @@ class TalkingHeadModel:
             output: "paste" (into the avatar's source image; needs one) or "crop".
             batch_size: frames per generator call.
             smoothing: One Euro smoothing of tracked landmarks (video / frames only).
+            fps: the driver's frame rate, for the smoother's time steps: a video's own rate by
+                default, 25 for frames given in memory.
         """
         self._check_avatar(avatar)
         if output not in ("crop", "paste"):
@@ -220,28 +244,35 @@ class TalkingHeadModel:
             raise InputError("this avatar has no source image to paste into; use output='crop'")
         if batch_size < 1:
             raise InputError("batch_size must be >= 1")
-        self.stats = RenderStats()
+        if fps is not None and not (math.isfinite(fps) and 0 < fps <= 1000):
+            raise InputError(f"fps must be in (0, 1000], got {fps}")
         transfer = MotionTransfer(avatar.landmarks, mode, self.package.crop_config)
-        pending: list[np.ndarray] = []
-        for driver_px in self._driver_landmarks(driving, smoothing, tracker_config):
-            pending.append(transfer(driver_px))
-            if len(pending) == batch_size:
-                yield from self._emit(avatar, pending, output)
-                pending = []
-        if pending:
-            yield from self._emit(avatar, pending, output)
 
-    def _emit(self, avatar: Avatar, pending: list[np.ndarray], output: str) -> Iterator[np.ndarray]:
+        def frames(stats: RenderStats) -> Iterator[np.ndarray]:
+            pending: list[np.ndarray] = []
+            for driver_px in self._driver_landmarks(driving, smoothing, tracker_config, fps, stats):
+                pending.append(transfer(driver_px))
+                if len(pending) == batch_size:
+                    yield from self._emit(avatar, pending, output, stats)
+                    pending = []
+            if pending:
+                yield from self._emit(avatar, pending, output, stats)
+
+        return Animation(frames)
+
+    def _emit(self, avatar: Avatar, pending: list[np.ndarray], output: str, stats: RenderStats) -> Iterator[np.ndarray]:
         crops = from_model_output(self._generate(avatar, np.stack(pending)))
         for crop_image in crops:
-            self.stats.frames += 1
+            stats.frames += 1
             yield paste_back(avatar.image, crop_image, avatar.crop) if output == "paste" else crop_image
 
-    def _driver_landmarks(self, driving, smoothing: bool, tracker_config) -> Iterator[np.ndarray]:
+    def _driver_landmarks(self, driving, smoothing: bool, tracker_config, fps: float | None,
+                          stats: RenderStats) -> Iterator[np.ndarray]:
         if isinstance(driving, (str, os.PathLike)):
-            from .video import iter_frames
+            from .video import iter_frames, probe
 
-            yield from self._track(iter_frames(driving), smoothing, tracker_config, source=str(driving))
+            rate = fps or probe(driving).fps or DEFAULT_FPS
+            yield from self._track(iter_frames(driving), smoothing, tracker_config, str(driving), rate, stats)
             return
         if isinstance(driving, np.ndarray) and driving.ndim == 3 and driving.shape[1:] == (68, 2):
             yield from check_landmarks(driving, "driver landmarks", batched=True)
@@ -259,14 +290,15 @@ class TalkingHeadModel:
             def frames():
                 yield arr
                 yield from it
-            yield from self._track(frames(), smoothing, tracker_config, source="the driving frames")
+            yield from self._track(frames(), smoothing, tracker_config, "the driving frames", fps or DEFAULT_FPS, stats)
 
-    def _track(self, frames: Iterable[np.ndarray], smoothing: bool, tracker_config, source: str) -> Iterator[np.ndarray]:
+    def _track(self, frames: Iterable[np.ndarray], smoothing: bool, tracker_config, source: str, fps: float,
+               stats: RenderStats) -> Iterator[np.ndarray]:
         """Landmarks per frame; lost frames keep the last good landmarks (counted in stats)."""
         from .errors import NoFaceError
         from .landmarks.tracker import FaceTracker, TrackerConfig
 
-        tracker = FaceTracker(config=tracker_config or TrackerConfig(smoothing=smoothing))
+        tracker = FaceTracker(config=tracker_config or TrackerConfig(smoothing=smoothing), fps=fps)
         last: np.ndarray | None = None
         leading = 0  # frames before the first face: they get the first face's landmarks
         for frame in frames:
@@ -277,18 +309,17 @@ class TalkingHeadModel:
                 leading += 1
                 continue
             else:
-                self.stats.lost_frames += 1
+                stats.lost_frames += 1
             for _ in range(leading):
                 yield last
-            self.stats.lost_frames += leading
+            stats.lost_frames += leading
             leading = 0
             yield last
         if last is None:
             raise NoFaceError(f"no face found in any of the {leading} frame(s) of {source}"
                               if leading else f"no frames in {source}")
-        if self.stats.lost_frames:
-            log.warning("face lost in %d frame(s) of %s; kept the last good landmarks there",
-                        self.stats.lost_frames, source)
+        if stats.lost_frames:  # the caller reports it (stats); the log keeps a record
+            log.info("face lost in %d frame(s) of %s; kept the last good landmarks there", stats.lost_frames, source)
 
 
 def load_model(path: str | os.PathLike | None = None, providers="auto", *, intra_op_threads: int = 0,

@@ -143,6 +143,38 @@ def test_animate_from_landmark_arrays_and_frames(tiny_model, face_photo: Path, s
         list(tiny_model.animate(avatar, []))
 
 
+def test_each_animate_call_counts_its_own_frames_and_passes_fps_to_the_tracker(tiny_model, face_photo: Path,
+                                                                              short_clip: Path, monkeypatch) -> None:
+    """Two interleaved animate() calls on one model keep separate stats; the tracker's smoother gets
+    the clip's own frame rate (a video) or the caller's fps (frames in memory)."""
+    from talkinghead.landmarks import tracker as tracker_mod
+    from talkinghead.video import iter_frames, probe
+
+    rates: list[float] = []
+    original = tracker_mod.FaceTracker.__init__
+
+    def spy(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        rates.append(self.fps)
+
+    monkeypatch.setattr(tracker_mod.FaceTracker, "__init__", spy)
+    avatar = tiny_model.create_avatar(face_photo)
+    lms = np.stack([avatar.landmarks * 50 + 100] * 6)
+    a = tiny_model.animate(avatar, lms[:4], output="crop")
+    b = tiny_model.animate(avatar, lms, output="crop")
+    for _ in zip(a, b):  # interleaved: a ends after 4 frames
+        pass
+    list(b)
+    assert (a.stats.frames, b.stats.frames) == (4, 6)
+    frames = list(iter_frames(short_clip, limit=3))
+    list(tiny_model.animate(avatar, frames, output="crop", fps=12.5))
+    clip_30fps = short_clip.parent / "liveportrait_d7.mp4"  # 30 fps: not the 25 fps default
+    next(tiny_model.animate(avatar, clip_30fps, output="crop"))
+    assert rates == [12.5, probe(clip_30fps).fps] and rates[1] == 30.0
+    with pytest.raises(InputError, match="fps"):
+        tiny_model.animate(avatar, lms, fps=0)
+
+
 def test_personalised_package_needs_no_shots(tmp_path: Path) -> None:
     from training.default_avatar import add_to_package
 
