@@ -1,8 +1,8 @@
 """Image and face metrics of bench/quality.py: SSIM, PSNR, landmark error, CSIM, sharpness, mouth
 SSIM, flicker.
 
-- SSIM: Wang et al. 2004, Gaussian window 11x11 (sigma 1.5), K1 = 0.01, K2 = 0.03, data range
-  255, computed per RGB channel on the valid region (no padding) and averaged.
+- SSIM: the project's one SSIM (training.metrics: Wang et al. 2004, Gaussian window 11x11, sigma
+  1.5, K1 = 0.01, K2 = 0.03), data range 255, per RGB channel on the valid region, averaged.
 - PSNR: over all pixels and channels, data range 255 (capped at 100 dB for identical images).
 - Landmark error: mean point distance between the landmarks the detector finds on an output crop
   and the target's landmarks, divided by the target's outer-eye-corner distance (points 36, 45).
@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from training.metrics import ssim as _ssim
+
 __all__ = ["ssim", "psnr", "landmark_error", "FaceAnalyzer", "CropAnalysis", "cosine", "luminance",
            "laplacian_variance", "landmark_box", "face_box", "mouth_box", "sharpness", "face_size",
            "mouth_opening", "frame_changes", "change_ratio", "flicker"]
@@ -38,39 +40,15 @@ MOUTH_BOX_EXPAND = 0.2
 MOUTH_BOX_MIN = 16  # px: above the SSIM window (11)
 
 
-def _gaussian_kernel(size: int = 11, sigma: float = 1.5) -> np.ndarray:
-    x = np.arange(size, dtype=np.float64) - (size - 1) / 2
-    k = np.exp(-(x ** 2) / (2 * sigma ** 2))
-    return k / k.sum()
-
-
-def _filter_valid(img: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Separable 'valid' correlation of [H, W, C] float64 with a 1-D kernel."""
-    n = len(k)
-    h, w = img.shape[:2]
-    rows = sum(k[i] * img[i:h - n + 1 + i] for i in range(n))
-    return sum(k[i] * rows[:, i:w - n + 1 + i] for i in range(n))
-
-
 def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
-    """Mean SSIM of two images [H, W, C] (or [H, W]) of the same shape."""
-    x = np.asarray(a, np.float64)
-    y = np.asarray(b, np.float64)
+    """Mean SSIM of two images [H, W, C] (or [H, W]) of the same shape: the project's one SSIM
+    (training.metrics.ssim) on channels-first views."""
+    x, y = np.asarray(a), np.asarray(b)
     if x.shape != y.shape:
         raise ValueError(f"SSIM of images of different shapes {x.shape} and {y.shape}")
-    if x.ndim == 2:
-        x, y = x[..., None], y[..., None]
-    k = _gaussian_kernel()
-    if min(x.shape[:2]) < len(k):
-        raise ValueError(f"images of {x.shape[:2]} are smaller than the SSIM window")
-    c1 = (0.01 * data_range) ** 2
-    c2 = (0.03 * data_range) ** 2
-    mx, my = _filter_valid(x, k), _filter_valid(y, k)
-    sxx = _filter_valid(x * x, k) - mx * mx
-    syy = _filter_valid(y * y, k) - my * my
-    sxy = _filter_valid(x * y, k) - mx * my
-    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    return float(s.mean())
+    if x.ndim == 3:
+        x, y = np.moveaxis(x, -1, 0), np.moveaxis(y, -1, 0)
+    return _ssim(x, y, data_range)
 
 
 def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:

@@ -18,7 +18,7 @@ import onnxruntime as ort  # noqa: E402
 
 from talkinghead.manifest import REFERENCE_INPUTS  # noqa: E402
 
-from .ssim import ssim  # noqa: E402
+from training.metrics import ssim  # noqa: E402
 
 
 @dataclass

@@ -109,7 +109,7 @@ def evaluate(checkpoint: Path, roots: list[Path], names: tuple[str, ...], k: int
 
 
 def _image_scores(out: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
-    from export.ssim import ssim  # lazily: export imports training
+    from .metrics import ssim
 
     return {**_l1_psnr(out, real), "ssim": ssim(out.numpy(), real.numpy())}
 

@@ -17,7 +17,7 @@ from PIL import Image
 from export import ExportError, export_checkpoint
 from export.__main__ import main as export_main
 from export.package_variants import main as variants_main
-from export.ssim import ssim
+from training.metrics import ssim
 from talkinghead.errors import ModelPackageError
 from talkinghead.manifest import SCHEMA_VERSION
 from talkinghead.manifest import validate_manifest

@@ -176,7 +176,7 @@ def test_each_animate_call_counts_its_own_frames_and_passes_fps_to_the_tracker(t
 
 
 def test_personalised_package_needs_no_shots(tmp_path: Path) -> None:
-    from training.default_avatar import add_to_package
+    from release.default_avatar import add_to_package
 
     from .conftest import export_tiny_package
 
@@ -204,7 +204,7 @@ def test_corrupt_package_is_refused(tiny_package: Path, tmp_path: Path) -> None:
 def test_bundled_int8_variant_stays_within_the_speed_issues_ssim_bar() -> None:
     """The packaged int8 generator renders the bundled avatar's generated performance at SSIM >= 0.98
     against fp32 (its speed is a benchmark: bench/int8_recipes.py, docs/performance.md)."""
-    from export.ssim import ssim
+    from training.metrics import ssim
     from talkinghead.performance import generate_performance
 
     fp32 = talkinghead.load_model(providers="cpu", variant="fp32", intra_op_threads=1)

@@ -2,7 +2,7 @@
 
 Two kinds, by the model's family:
 
-- ``adain``: the mean identity of the model's training set. ``python -m training.default_avatar
+- ``adain``: the mean identity of the model's training set. ``python -m release.default_avatar
   CHECKPOINT PACKAGE_DIR --data PREPARED [PREPARED ...]`` embeds up to ``--frames`` frames of every
   training video, averages per video and then over videos, and writes ``avatar.npz`` (identity +
   the mean crop-normalised landmarks). No training image is stored: ``talkinghead demo`` renders a
@@ -28,9 +28,9 @@ import torch
 
 from talkinghead.avatar import Avatar
 
-from .checkpoint import load_checkpoint
-from .dataset import EpisodeDataset, read_name_list
-from .errors import TrainingError
+from training.checkpoint import load_checkpoint
+from training.dataset import EpisodeDataset, read_name_list
+from training.errors import TrainingError
 
 
 def mean_identity(checkpoint: Path, data: list[Path], frames_per_video: int = 4,
@@ -113,7 +113,7 @@ def from_portrait(package: Path, image: np.ndarray, landmarks: np.ndarray | None
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.default_avatar", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m release.default_avatar", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", type=Path)
     p.add_argument("package", type=Path, help="the exported model package folder")

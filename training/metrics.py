@@ -1,8 +1,10 @@
-"""SSIM (Wang et al. 2004) in numpy: 11-tap Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03.
+"""The project's one SSIM (Wang et al. 2004), numpy only: 11-tap Gaussian window (sigma 1.5), K1 = 0.01,
+K2 = 0.03, per channel over the valid region (no padding), averaged over channels and images.
 
-Used to report how far a variant's rendered image is from the fp32 graph's. Images are [N, C, H, W]
-in [-1, 1] (data range 2); SSIM is computed per channel over the valid region (no padding) and
-averaged over channels and images.
+Every SSIM the project reports comes from here: a variant's error against the fp32 graph
+(export; images [N, C, H, W] in [-1, 1], data range 2), held-out checks (training.heldout_eval) and
+the quality bench (bench/quality_metrics.ssim: uint8 [H, W, C], data range 255, the same function on
+channels-first views). Torch-free, so any layer may import it.
 """
 from __future__ import annotations
 

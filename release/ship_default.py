@@ -1,10 +1,10 @@
 """Ship a checkpoint as the SDK's bundled default model.
 
-``python -m training.ship_default CHECKPOINT [--data PREPARED ...] [--holdout-file F]``
+``python -m release.ship_default CHECKPOINT [--data PREPARED ...] [--holdout-file F]``
 
 1. exports the checkpoint (fp32 + int8 + fp16) with real calibration frames (the prepared data's,
    else the exporter's default: export.data),
-2. adds the default avatar (training/default_avatar.py): for the ``adain`` family the mean identity
+2. adds the default avatar (release/default_avatar.py): for the ``adain`` family the mean identity
    of the training videos (no training image; needs ``--data``), for ``warp`` the public-domain
    portrait ``DEFAULT_PORTRAIT`` (needs the ``ship`` extra: scikit-image),
 3. checks the package budget (40 MB) and replaces ``sdk/talkinghead/models/default`` atomically,
@@ -22,10 +22,10 @@ from pathlib import Path
 
 from export import ExportError, export_checkpoint
 
-from .checkpoint import load_checkpoint, save_checkpoint
-from .dataset import read_name_list
+from training.checkpoint import load_checkpoint, save_checkpoint
+from training.dataset import read_name_list
 from .default_avatar import DEFAULT_PORTRAIT, add_to_package, from_portrait, mean_identity
-from .errors import TrainingError
+from training.errors import TrainingError
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PACKAGE = REPO / "sdk" / "talkinghead" / "models" / "default"
@@ -77,7 +77,7 @@ def ship(checkpoint: Path, data: list[Path], holdout: tuple[str, ...], dest: Pat
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.ship_default", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m release.ship_default", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--data", type=Path, nargs="+", default=[],
