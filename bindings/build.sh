@@ -9,7 +9,8 @@
 #   Options: --no-test (build only), --jobs N (default 2), --build-dir DIR.
 #
 # Dependencies it sets up:
-#   - Debian: cmake, g++, nlohmann-json3-dev, doctest-dev (apt-get install when missing; root or sudo).
+#   - Debian: cmake, g++, nlohmann-json3-dev, doctest-dev. Prerequisites: as root (a container, CI)
+#     build.sh installs the missing ones with apt-get; otherwise it names them and stops (never sudo).
 #   - ONNX Runtime headers: $ONNXRUNTIME_ROOT/include when set, else the npm package
 #     com.github.asus4.onnxruntime@0.4.9 (ONNX Runtime 1.29 for Unity, MIT, Microsoft's files):
 #     `npm pack`, then only the headers, the license and the Linux x64 library are extracted into
@@ -61,11 +62,15 @@ for pkg in nlohmann-json3-dev doctest-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [[ ${#need[@]} -gt 0 ]]; then
-  SUDO=""
-  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-  say "installing Debian packages: ${need[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+  # Never sudo: as root (a container, CI) the packages are installed; anyone else is told what to install.
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "build.sh: missing prerequisites: ${need[*]}" >&2
+    echo "build.sh: install them first, e.g.: sudo apt-get install -y ${need[*]}" >&2
+    exit 1
+  fi
+  say "installing Debian packages (running as root): ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 "$PYTHON" -c "import pybind11, numpy" 2>/dev/null || {
   say "installing pybind11 into the Python environment"
