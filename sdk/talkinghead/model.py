@@ -12,11 +12,12 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Literal, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 
 from .avatar import Avatar
+from .controls import Controls
 from .crop import Crop, crop_from_landmarks, crops_from_landmarks, to_normalised, warp_to_crop
 from .errors import InputError, ModelPackageError
 from .images import as_rgb_array, read_image
@@ -26,6 +27,9 @@ from .pasteback import paste_back
 from .references import select_references
 from .engines import Backend, create_engine
 from .sessions import SessionConfig
+
+if TYPE_CHECKING:
+    from .stream import Stream
 
 log = logging.getLogger("talkinghead")
 
@@ -217,6 +221,18 @@ class TalkingHeadModel:
         identity = np.broadcast_to(avatar.identity, (norm.shape[0], avatar.identity.shape[0]))
         references = avatar.reference_inputs() if self.package.references is not None else None
         return self.engine.generate(norm, identity, references)
+
+    def stream(self, avatar: Avatar, *, mode: Literal["relative", "absolute"] = "relative",
+               output: Literal["crop", "paste", "driver"] = "crop", controls: "Controls | None" = None,
+               smoothing: bool = True, fps: float = 25.0) -> "Stream":
+        """A live stream of this avatar: push frames or landmarks one at a time (talkinghead.stream).
+
+        It keeps the tracking, the motion reference, the smoothing and the controls between calls;
+        ``stream.live()`` adds a worker thread with bounded latency (newest input wins).
+        """
+        from .stream import Stream
+
+        return Stream(self, avatar, mode=mode, output=output, controls=controls, smoothing=smoothing, fps=fps)
 
     def animate(self, avatar: Avatar, driving: str | os.PathLike | Iterable[np.ndarray], *,
                 mode: Literal["relative", "absolute"] = "relative", output: Literal["crop", "paste"] = "paste",

@@ -9,25 +9,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# iBUG-68 groups.
-_UPPER_LID = {37: 41, 38: 40, 43: 47, 44: 46}  # upper-lid point -> the lower-lid point it closes onto
-_LOWER_LIP = [55, 56, 57, 58, 59, 65, 66, 67]
-_MOUTH_CORNERS = [48, 54, 60, 64]
-_CHIN = list(range(5, 12))
-_BROWS = list(range(17, 27))
-
-
-def _depth() -> np.ndarray:
-    """A rough per-point depth (towards the camera) for out-of-plane head turns."""
-    z = np.zeros(68, np.float32)
-    jaw = np.abs(np.linspace(-1, 1, 17))
-    z[0:17] = 0.12 * (1 - jaw)
-    z[17:27] = 0.12
-    z[27:31] = np.linspace(0.18, 0.32, 4)
-    z[31:36] = [0.2, 0.25, 0.3, 0.25, 0.2]
-    z[36:48] = 0.1
-    z[48:68] = 0.18
-    return z
+from .controls import BROWS as _BROWS
+from .controls import CHIN as _CHIN
+from .controls import LOWER_LIP as _LOWER_LIP
+from .controls import MOUTH_CORNERS as _MOUTH_CORNERS
+from .controls import UPPER_LID_TO_LOWER as _UPPER_LID
+from .controls import rotate_head
 
 
 @dataclass
@@ -82,7 +69,6 @@ def generate_performance(base: np.ndarray, seconds: float, fps: float,
     roll = np.deg2rad(cfg.roll_degrees) * np.sin(2 * np.pi * 0.11 * t + rng.uniform(0, 6))
     nod = cfg.nod * size * np.sin(2 * np.pi * 0.23 * t + rng.uniform(0, 6))
 
-    depth = _depth() * size
     out = np.repeat(base[None].astype(np.float32), n, axis=0)
     drop = (cfg.mouth_open * size * openness)[:, None]
     out[:, _LOWER_LIP, 1] += drop
@@ -92,10 +78,6 @@ def generate_performance(base: np.ndarray, seconds: float, fps: float,
     for upper, lower in _UPPER_LID.items():
         out[:, upper, 1] += blink * 0.9 * (base[lower, 1] - base[upper, 1])
     # Out-of-plane yaw (x shifts with depth), then in-plane roll about the face centre, then nod.
-    x = out[..., 0] - centre[0]
-    x = x * np.cos(yaw)[:, None] + depth[None] * np.sin(yaw)[:, None]
-    y = out[..., 1] - centre[1]
-    c, s = np.cos(roll)[:, None], np.sin(roll)[:, None]
-    out[..., 0] = centre[0] + c * x - s * y
-    out[..., 1] = centre[1] + s * x + c * y + nod[:, None]
+    out = rotate_head(out, yaw, 0.0, roll, centre, size)
+    out[..., 1] += nod[:, None]
     return out.astype(np.float32)

@@ -184,6 +184,7 @@ class FaceTracker:
         self._last_smoothed: np.ndarray | None = None
         self._since_check = 0
         self._ref = 1.0
+        self._timestamp: float | None = None
         self._filter.reset()
         self.counts = {"detected": 0, "tracked": 0, "lost": 0}
 
@@ -212,7 +213,8 @@ class FaceTracker:
             self._filter.reset()
             side = self.detector.box_from_points(points)
             self._ref = max(float(side[2] - side[0]), 1.0)
-        out = self._filter(points / self._ref, t=self._index / self.fps) * self._ref
+        t = self._timestamp if self._timestamp is not None else self._index / self.fps
+        out = self._filter(points / self._ref, t=t) * self._ref
         return out.astype(np.float32)
 
     def _result(self, status: Status, face: Face | None, smoothed: np.ndarray | None,
@@ -226,8 +228,15 @@ class FaceTracker:
 
     # -- the step -----------------------------------------------------------------------------
 
-    def update(self, frame: np.ndarray) -> TrackedFrame:
-        """Process the next frame (RGB ``uint8 [H, W, 3]``) and return its result."""
+    def update(self, frame: np.ndarray, timestamp: float | None = None) -> TrackedFrame:
+        """Process the next frame (RGB ``uint8 [H, W, 3]``) and return its result.
+
+        ``timestamp``: the frame's time in seconds (live sources, whose frames are not evenly
+        spaced); by default the frame index over ``fps``.
+        """
+        if timestamp is not None and not np.isfinite(timestamp):
+            raise InputError(f"timestamp must be finite, got {timestamp}")
+        self._timestamp = None if timestamp is None else float(timestamp)
         cfg = self.config
         iou = change = None
         faces: list[Face] | None = None

@@ -1,0 +1,293 @@
+"""Live rendering: one frame (or one set of landmarks) in, one rendered frame out.
+
+``stream = model.stream(avatar)`` holds what a live source needs between calls: the face tracker
+(detection, tracking, One Euro smoothing on the frames' own timestamps), the motion reference (the
+first driving face), the controls (talkinghead.controls) and the counters.
+
+- :meth:`Stream.push` renders synchronously: the caller's thread tracks, transfers, renders and
+  pastes. Use it from an engine loop, or when the source waits for the renderer (a file).
+- :class:`LiveStream` (``stream.live()``) decouples a live source from the renderer with bounded
+  latency: ``submit`` never blocks and keeps only the newest pending input; one worker thread
+  tracks and renders it; an input replaced before the worker took it is dropped and counted.
+  Nothing queues without limit: at most one input waits and one result is held. Threads: the
+  caller's (capture, ``submit``) and the worker's (tracking + rendering, which release the GIL in
+  dlib and ONNX Runtime), so capture and rendering overlap on two cores.
+
+Every pushed input is accounted for: ``pushed == rendered + dropped + failed``.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from .avatar import Avatar
+from .controls import Controls
+from .errors import InputError, NoFaceError, TalkingHeadError
+from .motion import MotionTransfer, check_landmarks
+from .pasteback import paste_back
+
+if TYPE_CHECKING:
+    from .model import TalkingHeadModel
+
+Output = Literal["crop", "paste", "driver"]
+
+
+@dataclass
+class StreamStats:
+    """Counters of a stream. ``failed``: inputs that raised (no face yet, bad input)."""
+
+    pushed: int = 0
+    rendered: int = 0
+    dropped: int = 0
+    failed: int = 0
+    lost: int = 0  # rendered with the last good landmarks because the tracker lost the face
+    latencies_ms: list[float] = field(default_factory=list)  # the last ``LATENCY_WINDOW`` renders
+
+    def latency_percentile(self, q: float) -> float | None:
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else None
+
+
+LATENCY_WINDOW = 512
+
+
+class Stream:
+    """Per-source live state; create with :meth:`TalkingHeadModel.stream`.
+
+    Args:
+        model: the model that renders.
+        avatar: who is rendered.
+        mode: motion transfer, "relative" (default) or "absolute".
+        output: "crop" (the model's crop), "paste" (into the avatar's source image) or "driver"
+            (into the driving frame, at the driver's face; frames only).
+        controls: expression and pose edits (changeable between frames: :attr:`controls`).
+        smoothing: One Euro smoothing of tracked landmarks (frames only).
+        fps: the nominal rate used when a push has no timestamp.
+    """
+
+    def __init__(self, model: "TalkingHeadModel", avatar: Avatar, *, mode: str = "relative",
+                 output: Output = "crop", controls: Controls | None = None, smoothing: bool = True,
+                 fps: float = 25.0) -> None:
+        model._check_avatar(avatar)
+        if output not in ("crop", "paste", "driver"):
+            raise InputError(f"output must be 'crop', 'paste' or 'driver', got {output!r}")
+        if output == "paste" and not avatar.can_paste:
+            raise InputError("this avatar has no source image to paste into; use output='crop'")
+        if not (np.isfinite(fps) and 0 < fps <= 1000):
+            raise InputError(f"fps must be in (0, 1000], got {fps}")
+        self.model, self.avatar, self.output, self.smoothing, self.fps = model, avatar, output, smoothing, float(fps)
+        self._transfer = MotionTransfer(avatar.landmarks, mode, model.package.crop_config)  # validates mode
+        self._controls = (controls or Controls()).validate()
+        self._tracker = None
+        self._last_landmarks: np.ndarray | None = None
+        self._last_time: float | None = None
+        self._lock = threading.Lock()  # one push at a time; controls may change from another thread
+        self.stats = StreamStats()
+
+    # -- state ------------------------------------------------------------------------------------
+
+    @property
+    def controls(self) -> Controls:
+        return self._controls
+
+    @controls.setter
+    def controls(self, value: Controls) -> None:
+        if not isinstance(value, Controls):
+            raise InputError(f"controls must be a talkinghead.Controls, got {type(value).__name__}")
+        self._controls = value.validate()  # an immutable value: the next frame sees all of it or none
+
+    def reset(self) -> None:
+        """Forget the motion reference and the track: the next face becomes the new reference."""
+        with self._lock:
+            self._transfer = MotionTransfer(self.avatar.landmarks, self._transfer.mode, self.model.package.crop_config)
+            self._tracker = None
+            self._last_landmarks = None
+            self._last_time = None
+
+    # -- one frame --------------------------------------------------------------------------------
+
+    def push(self, item: np.ndarray, timestamp: float | None = None) -> np.ndarray:
+        """Render one input: an RGB frame ``uint8 [H, W, 3]`` (tracked here) or driver landmarks in
+        pixels ``[68, 2]`` (from your own tracker). ``timestamp`` in seconds, increasing; by default
+        the count of pushes over ``fps``. Returns the rendered RGB frame (see ``output``)."""
+        t0 = time.perf_counter()
+        with self._lock:
+            self.stats.pushed += 1
+            try:
+                frame = self._render(item, timestamp)
+            except TalkingHeadError:
+                self.stats.failed += 1
+                raise
+            self.stats.rendered += 1
+            self._record_latency((time.perf_counter() - t0) * 1000.0)
+            return frame
+
+    def _record_latency(self, ms: float) -> None:
+        lat = self.stats.latencies_ms
+        lat.append(ms)
+        if len(lat) > LATENCY_WINDOW:
+            del lat[: len(lat) - LATENCY_WINDOW]
+
+    def _time(self, timestamp: float | None) -> float:
+        if timestamp is None:
+            t = (self._last_time + 1.0 / self.fps) if self._last_time is not None else 0.0
+        else:
+            if not np.isfinite(timestamp):
+                raise InputError(f"timestamp must be finite, got {timestamp}")
+            t = float(timestamp)
+            if self._last_time is not None and t <= self._last_time:
+                raise InputError(f"timestamps must increase: {t} after {self._last_time}")
+        return t
+
+    def _render(self, item: np.ndarray, timestamp: float | None) -> np.ndarray:
+        arr = np.asarray(item)
+        t = self._time(timestamp)
+        frame = None
+        if arr.shape == (68, 2):
+            driver_px = check_landmarks(arr, "driver landmarks", batched=False)
+            if self.output == "driver":
+                raise InputError("output='driver' pastes into the driving frame: push frames, not landmarks")
+        else:
+            frame = self._check_frame(arr)
+            driver_px = self._track(frame, t)
+        self._last_time = t
+        norm = self._controls.apply(self._transfer(driver_px), self.avatar.landmarks)
+        crop_image = self.model.render(self.avatar, norm[None])[0]
+        if self.output == "crop":
+            return crop_image
+        if self.output == "paste":
+            return paste_back(self.avatar.image, crop_image, self.avatar.crop)
+        from .crop import crop_from_landmarks
+
+        return paste_back(frame, crop_image, crop_from_landmarks(driver_px, self.model.package.crop_config))
+
+    @staticmethod
+    def _check_frame(arr: np.ndarray) -> np.ndarray:
+        if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+            raise InputError(f"a frame must be RGB uint8 [H, W, 3] (or push landmarks [68, 2]), "
+                             f"got {arr.dtype} {list(arr.shape)}")
+        if arr.shape[0] < 16 or arr.shape[1] < 16 or arr.shape[0] * arr.shape[1] > 8192 * 8192:
+            raise InputError(f"a frame must be 16x16 to 8192x8192 pixels, got {arr.shape[1]}x{arr.shape[0]}")
+        return arr
+
+    def _track(self, frame: np.ndarray, t: float) -> np.ndarray:
+        from .landmarks.tracker import FaceTracker, TrackerConfig
+
+        if self._tracker is None:
+            self._tracker = FaceTracker(config=TrackerConfig(smoothing=self.smoothing), fps=self.fps)
+        result = self._tracker.update(frame, timestamp=t)
+        if result.ok:
+            self._last_landmarks = result.smoothed
+            return result.smoothed
+        if self._last_landmarks is None:
+            raise NoFaceError("no face in the driving frame yet")
+        self.stats.lost += 1
+        return self._last_landmarks
+
+    def live(self, on_frame=None) -> "LiveStream":
+        """A bounded-latency wrapper of this stream with its own worker thread (see the module doc)."""
+        return LiveStream(self, on_frame)
+
+
+class LiveStream:
+    """Capture and rendering on separate threads, at most one input waiting (the newest).
+
+    ``submit(item, timestamp)`` returns at once; ``latest()`` gives the newest rendered frame with its
+    input timestamp; ``on_frame(frame, timestamp, latency_ms)``, if given, is called on the worker
+    thread for each rendered frame. ``close()`` (or leaving a ``with`` block) stops the worker after
+    the frame in progress; the input still pending then is counted as dropped.
+    """
+
+    def __init__(self, stream: Stream, on_frame=None) -> None:
+        self.stream = stream
+        self.on_frame = on_frame
+        self._cond = threading.Condition()
+        self._pending: tuple[np.ndarray, float | None, float] | None = None
+        self._latest: tuple[np.ndarray, float | None] | None = None
+        self._closed = False
+        self.error: Exception | None = None  # the last failed input's error (the stream goes on)
+        self._worker = threading.Thread(target=self._run, name="talkinghead-live", daemon=True)
+        self._worker.start()
+
+    @property
+    def stats(self) -> StreamStats:
+        return self.stream.stats
+
+    def submit(self, item: np.ndarray, timestamp: float | None = None) -> None:
+        """Hand one input to the renderer without waiting; replaces (drops) an input not yet taken."""
+        with self._cond:
+            if self._closed:
+                raise InputError("this live stream is closed")
+            if self._pending is not None:
+                self.stream.stats.dropped += 1
+            self.stream.stats.pushed += 1
+            self._pending = (item, timestamp, time.perf_counter())
+            self._cond.notify()
+
+    def latest(self) -> tuple[np.ndarray, float | None] | None:
+        """The newest rendered frame and its input's timestamp, or None before the first."""
+        with self._cond:
+            return self._latest
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block until nothing is pending or in progress (tests, the end of a file source)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._pending is not None or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
+
+    _busy = False
+
+    def _run(self) -> None:
+        s = self.stream
+        while True:
+            with self._cond:
+                while self._pending is None and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                item, timestamp, t_in = self._pending
+                self._pending = None
+                self._busy = True
+            try:
+                with s._lock:
+                    frame = s._render(item, timestamp)
+                    s.stats.rendered += 1
+                    latency = (time.perf_counter() - t_in) * 1000.0
+                    s._record_latency(latency)
+            except Exception as exc:  # noqa: BLE001 - a failed input must not stop the worker; kept for the caller
+                with s._lock:
+                    s.stats.failed += 1
+                self.error = exc
+                frame = None
+            with self._cond:
+                if frame is not None:
+                    self._latest = (frame, timestamp)
+                self._busy = False
+                self._cond.notify_all()
+            if frame is not None and self.on_frame is not None:
+                self.on_frame(frame, timestamp, latency)
+
+    def close(self) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            if self._pending is not None:
+                self.stream.stats.dropped += 1
+                self._pending = None
+            self._cond.notify_all()
+        self._worker.join(timeout=30)
+
+    def __enter__(self) -> "LiveStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
