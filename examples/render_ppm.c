@@ -4,6 +4,7 @@
  *
  *   th_example PACKAGE OUT_DIR --shot IMAGE.ppm LANDMARKS.txt [--shot ...] --drive DRIVE.txt
  *              [--pixels] [--relative] [--batch N]
+ *              [--stream [--fps F] [--mouth-open X] [--smile X] [--yaw DEG]]
  *
  * Images are binary PPM (P6, 8-bit RGB): convert a photo with any tool, e.g. Python's
  *   PIL.Image.open("me.jpg").save("me.ppm").
@@ -11,6 +12,9 @@
  * a comment line. A shot's landmarks are in its image's pixels. DRIVE.txt holds one face per
  * frame, in pixels of the driving video with --pixels, else crop-normalised. --relative transfers
  * the driver's motion since its first frame onto the avatar's own face (as talkinghead animate).
+ * --stream pushes the frames one at a time through a th_stream, as a live source would (frame i at
+ * i / F seconds, default F = 25): the stream keeps the motion reference (relative motion), smooths the landmarks on their timestamps and applies
+ * the controls (--mouth-open, --smile, --yaw).
  * Writes OUT_DIR/frame_0000.ppm, ... (OUT_DIR must exist or be creatable).
  */
 #include <errno.h>
@@ -144,14 +148,53 @@ static void log_to_stderr(void *user, th_log_level level, const char *message) {
 
 static int usage(void) {
     fprintf(stderr, "usage: th_example PACKAGE OUT_DIR --shot IMAGE.ppm LANDMARKS.txt [--shot ...] "
-                    "--drive DRIVE.txt [--pixels] [--relative] [--batch N]\n");
+                    "--drive DRIVE.txt [--pixels] [--relative] [--batch N] "
+                    "[--stream [--fps F] [--mouth-open X] [--smile X] [--yaw DEG]]\n");
     return 2;
+}
+
+static int write_frame(const char *out_dir, int index, const uint8_t *rgb, int resolution) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/frame_%04d.ppm", out_dir, index);
+    return ppm_write(path, rgb, resolution, resolution);
+}
+
+/* Push the frames one at a time through a stream (a live source's loop). */
+static int stream_frames(th_model *model, const th_avatar *avatar, const float *drive, int frames, int pixels,
+                         double fps, const th_controls *controls, const char *out_dir, int resolution) {
+    th_stream *stream = NULL;
+    size_t frame_bytes = (size_t)resolution * (size_t)resolution * 3;
+    uint8_t *out = (uint8_t *)malloc(frame_bytes);
+    int64_t pushed = 0, rendered = 0, failed = 0;
+    int i, ok = 0;
+    if (!out) return 0;
+    if (th_stream_create(model, avatar, NULL, &stream) != TH_OK || th_stream_set_controls(stream, controls) != TH_OK) {
+        fprintf(stderr, "cannot start the stream: %s\n", th_last_error());
+        goto done;
+    }
+    for (i = 0; i < frames; ++i) {
+        if (th_stream_push(stream, drive + (size_t)i * FACE_FLOATS, pixels ? TH_COORDS_PIXELS : TH_COORDS_NORMALISED,
+                           i / fps, out, frame_bytes) != TH_OK) {
+            fprintf(stderr, "push failed at frame %d: %s\n", i, th_last_error());
+            goto done;
+        }
+        if (!write_frame(out_dir, i, out, resolution)) goto done;
+    }
+    th_stream_get_stats(stream, &pushed, &rendered, &failed);
+    printf("stream: %lld pushed, %lld rendered, %lld failed\n", (long long)pushed, (long long)rendered, (long long)failed);
+    ok = 1;
+done:
+    th_stream_destroy(stream);
+    free(out);
+    return ok;
 }
 
 int main(int argc, char **argv) {
     const char *package, *out_dir, *drive_path = NULL;
     const char *shot_images[MAX_SHOTS], *shot_landmarks[MAX_SHOTS];
-    int shots = 0, pixels = 0, relative = 0, batch = 4, i, rc = 1, frames = 0;
+    int shots = 0, pixels = 0, relative = 0, batch = 4, i, rc = 1, frames = 0, stream = 0;
+    double fps = 25.0;
+    th_controls controls;
     th_model *model = NULL;
     th_avatar *avatar = NULL;
     th_model_info info;
@@ -163,6 +206,7 @@ int main(int argc, char **argv) {
     uint8_t *out = NULL;
     size_t frame_bytes;
 
+    th_controls_init(&controls);
     if (argc < 3) return usage();
     package = argv[1];
     out_dir = argv[2];
@@ -179,11 +223,21 @@ int main(int argc, char **argv) {
             relative = 1;
         } else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
             batch = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--stream") == 0) {
+            stream = 1;
+        } else if (strcmp(argv[i], "--fps") == 0 && i + 1 < argc) {
+            fps = atof(argv[++i]);
+        } else if (strcmp(argv[i], "--mouth-open") == 0 && i + 1 < argc) {
+            controls.mouth_open = atof(argv[++i]);
+        } else if (strcmp(argv[i], "--smile") == 0 && i + 1 < argc) {
+            controls.smile = atof(argv[++i]);
+        } else if (strcmp(argv[i], "--yaw") == 0 && i + 1 < argc) {
+            controls.yaw = atof(argv[++i]);
         } else {
             return usage();
         }
     }
-    if (shots == 0 || !drive_path || batch < 1) return usage();
+    if (shots == 0 || !drive_path || batch < 1 || !(fps > 0)) return usage();
     if (th_abi_version() != TH_ABI_VERSION) {
         fprintf(stderr, "libtalkinghead ABI %u, this program was built for %u\n", th_abi_version(), TH_ABI_VERSION);
         return 1;
@@ -225,6 +279,12 @@ int main(int argc, char **argv) {
     frames = read_faces(drive_path, &drive);
     if (frames == 0) goto done;
     mkdir(out_dir, 0755);
+    if (stream) {
+        if (!stream_frames(model, avatar, drive, frames, pixels, fps, &controls, out_dir, info.resolution)) goto done;
+        printf("wrote %d frames to %s\n", frames, out_dir);
+        rc = 0;
+        goto done;
+    }
     th_render_options_init(&options);
     options.coords = pixels ? TH_COORDS_PIXELS : TH_COORDS_NORMALISED;
     options.reference = relative ? drive : NULL; /* the driver's first frame */
@@ -238,9 +298,7 @@ int main(int argc, char **argv) {
             goto done;
         }
         for (k = 0; k < n; ++k) {
-            char path[4096];
-            snprintf(path, sizeof path, "%s/frame_%04d.ppm", out_dir, i + k);
-            if (!ppm_write(path, out + (size_t)k * frame_bytes, info.resolution, info.resolution)) goto done;
+            if (!write_frame(out_dir, i + k, out + (size_t)k * frame_bytes, info.resolution)) goto done;
         }
     }
     printf("wrote %d frames to %s\n", frames, out_dir);

@@ -119,6 +119,7 @@ typedef enum th_coords {
 
 typedef struct th_model th_model;   /**< a loaded model package (sessions, manifest) */
 typedef struct th_avatar th_avatar; /**< an identity: vector + source landmarks */
+typedef struct th_stream th_stream; /**< live state of one avatar: motion reference, smoothing, controls */
 
 /** An RGB8 image the caller owns. */
 typedef struct th_image {
@@ -179,6 +180,27 @@ typedef struct th_render_options {
     const double *reference_crop;
 } th_render_options;
 
+/** Expression and pose controls of a stream (talkinghead.Controls); th_controls_init sets the
+ *  defaults, each of which changes nothing. Edits of the transferred landmarks, per frame. */
+typedef struct th_controls {
+    uint32_t struct_size;  /**< sizeof(th_controls); 0 is taken as this version's size */
+    double eye_open;       /**< [0, 2]: factor on each eye's opening (0 closes, 1 leaves) */
+    double mouth_open;     /**< [-0.1, 0.4]: added jaw drop, in face sizes */
+    double smile;          /**< [-1, 1]: mouth corners out and up (> 0) or in and down */
+    double yaw;            /**< [-45, 45] degrees: > 0 turns the nose towards the image's right */
+    double pitch;          /**< [-30, 30] degrees: > 0 lifts it */
+    double roll;           /**< [-45, 45] degrees: > 0 turns the face clockwise on screen */
+    int32_t expression_only; /**< nonzero: the avatar's head stays still; only expression transfers */
+} th_controls;
+
+/** Options of th_stream_create. Zero-initialise, or call th_stream_options_init. */
+typedef struct th_stream_options {
+    uint32_t struct_size;  /**< sizeof(th_stream_options); 0 is taken as this version's size */
+    int32_t absolute;      /**< nonzero: absolute motion (the avatar takes the driver's face shape);
+                                0: relative (default: the driver's motion since its first frame) */
+    int32_t no_smoothing;  /**< nonzero: no One Euro smoothing of the pushed landmarks */
+} th_stream_options;
+
 /* ---- library ---------------------------------------------------------------------------- */
 
 /** TH_ABI_VERSION of the library actually loaded; compare with the header's. */
@@ -237,6 +259,35 @@ TH_API void th_render_options_init(th_render_options *options);
 TH_API th_status th_render(th_model *model, const th_avatar *avatar, const float *landmarks,
                            int32_t batch, const th_render_options *options, uint8_t *out,
                            size_t out_size);
+
+/* ---- stream (live: one frame in, one frame out) ------------------------------------------ */
+
+/** A stream keeps, between pushes, what live driving needs: the motion reference (the first
+ *  pushed face), One Euro smoothing of the landmarks on their timestamps (in face sizes, the
+ *  Python SDK's talkinghead.stream.LandmarkSmoother) and the controls. Python's
+ *  model.stream(avatar).push(landmarks, t) gives the same frames (tests/bindings).
+ *  THREADING: a stream is used by one thread at a time; any number of streams may render on one
+ *  model concurrently. The model and the avatar must outlive the stream (it copies neither).
+ *  After th_stream_destroy the handle is gone: do not pass it again. */
+TH_API void th_controls_init(th_controls *controls);
+TH_API void th_stream_options_init(th_stream_options *options);
+/** `avatar` may be NULL only for a personalised model with absolute motion. options may be NULL. */
+TH_API th_status th_stream_create(th_model *model, const th_avatar *avatar,
+                                  const th_stream_options *options, th_stream **out_stream);
+TH_API void th_stream_destroy(th_stream *stream);
+/** Replace the controls (validated: a value out of range is TH_ERROR_INVALID_ARGUMENT, and the
+ *  stream keeps its previous controls). NULL restores the defaults. */
+TH_API th_status th_stream_set_controls(th_stream *stream, const th_controls *controls);
+/** Render one frame: the driver's landmarks [68][2] in `coords` (pixels of the driving frame, or
+ *  crop-normalised), taken at `timestamp` seconds (finite, strictly increasing), into one
+ *  resolution x resolution RGB8 crop (out_size >= resolution * resolution * 3). */
+TH_API th_status th_stream_push(th_stream *stream, const float *landmarks, th_coords coords,
+                                double timestamp, uint8_t *out, size_t out_size);
+/** Forget the motion reference and the smoothing: the next push becomes the new reference. */
+TH_API th_status th_stream_reset(th_stream *stream);
+/** Counters since creation: pushes, frames rendered, pushes that failed (any may be NULL). */
+TH_API th_status th_stream_get_stats(const th_stream *stream, int64_t *pushed, int64_t *rendered,
+                                     int64_t *failed);
 
 /* ---- geometry (the crop rule, exposed for engines that paste frames back) --------------- */
 

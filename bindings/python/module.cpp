@@ -15,6 +15,7 @@
 #include "geometry.h"
 #include "model.h"
 #include "ort_runtime.h"
+#include "stream.h"
 
 namespace py = pybind11;
 
@@ -343,6 +344,51 @@ PYBIND11_MODULE(_native, m) {
            py::arg("landmarks"), py::arg("identity") = py::none(), py::arg("ref_images") = py::none(),
            py::arg("ref_landmarks") = py::none(),
            "The generator graph: [B,68,2] (+ [B,D]) (+ a warp model's [K,3,S,S] + [K,68,2]) -> [B,3,R,R] in [-1,1].");
+
+  // A stream keeps its avatar (shared) and, through keep_alive, its model.
+  struct PyStream {
+    std::shared_ptr<th::Avatar> avatar;
+    std::unique_ptr<th::Stream> core;
+    int resolution = 0;
+  };
+  py::class_<PyStream>(m, "Stream", "th_stream: motion reference, One Euro smoothing and controls between pushes.")
+      .def(py::init([](const th::Model& model, const std::shared_ptr<th::Avatar>& avatar, bool relative, bool smoothing) {
+             auto s = std::make_unique<PyStream>();
+             s->avatar = avatar;
+             s->core = std::make_unique<th::Stream>(model, avatar.get(), th::StreamOptions{relative, smoothing});
+             s->resolution = model.resolution();
+             return s;
+           }),
+           py::arg("model"), py::arg("avatar"), py::arg("relative") = true, py::arg("smoothing") = true,
+           py::keep_alive<1, 2>())
+      .def("set_controls", [](PyStream& s, double eye_open, double mouth_open, double smile, double yaw, double pitch,
+                              double roll, bool expression_only) {
+             s.core->set_controls(th::Controls{eye_open, mouth_open, smile, yaw, pitch, roll, expression_only});
+           },
+           py::arg("eye_open") = 1.0, py::arg("mouth_open") = 0.0, py::arg("smile") = 0.0, py::arg("yaw") = 0.0,
+           py::arg("pitch") = 0.0, py::arg("roll") = 0.0, py::arg("expression_only") = false)
+      .def("push", [](PyStream& s, const py::object& landmarks, double timestamp, const std::string& coords) {
+             int b = 0;
+             bool single = false;
+             F32 lm = landmarks_arg(landmarks, "landmarks", b, single);
+             if (!single) invalid("landmarks of one frame must have shape [68, 2]");
+             if (coords != "pixels" && coords != "normalised") invalid("coords must be 'pixels' or 'normalised', got '" + coords + "'");
+             const py::ssize_t r = s.resolution;
+             py::array_t<std::uint8_t> out({r, r, static_cast<py::ssize_t>(3)});
+             std::uint8_t* dst = out.mutable_data();
+             const std::size_t size = static_cast<std::size_t>(out.size());
+             {
+               py::gil_scoped_release release;
+               s.core->push(lm.data(), coords == "pixels", timestamp, dst, size);
+             }
+             return out;
+           },
+           py::arg("landmarks"), py::arg("timestamp"), py::arg("coords") = "pixels")
+      .def("reset", [](PyStream& s) { s.core->reset(); })
+      .def_property_readonly("stats", [](const PyStream& s) {
+        const th::StreamStats& st = s.core->stats();
+        return py::make_tuple(st.pushed, st.rendered, st.failed);
+      });
 
   m.def("crop_from_landmarks", [](const py::object& landmarks, double scale, double offset_y) {
           int b = 0;

@@ -8,6 +8,7 @@
 #include "geometry.h"
 #include "model.h"
 #include "ort_runtime.h"
+#include "stream.h"
 #include "talkinghead.h"
 
 struct th_model {
@@ -17,6 +18,10 @@ struct th_model {
 
 struct th_avatar {
   th::Avatar core;
+};
+
+struct th_stream {
+  std::unique_ptr<th::Stream> core;
 };
 
 namespace {
@@ -245,6 +250,80 @@ th_status th_render(th_model* model, const th_avatar* avatar, const float* landm
     ro.reference = o.reference;
     ro.reference_crop = o.reference_crop;
     model->core->render(avatar ? &avatar->core : nullptr, landmarks, batch, ro, out, out_size);
+  });
+}
+
+void th_controls_init(th_controls* controls) {
+  if (!controls) return;
+  std::memset(controls, 0, sizeof(*controls));
+  controls->struct_size = sizeof(*controls);
+  controls->eye_open = 1.0;
+}
+
+void th_stream_options_init(th_stream_options* options) {
+  if (!options) return;
+  std::memset(options, 0, sizeof(*options));
+  options->struct_size = sizeof(*options);
+}
+
+th_status th_stream_create(th_model* model, const th_avatar* avatar, const th_stream_options* options,
+                           th_stream** out_stream) {
+  return guard([&] {
+    if (!out_stream) invalid("out_stream must not be NULL");
+    *out_stream = nullptr;
+    if (!model) invalid("model must not be NULL");
+    th_stream_options o = read_struct(options, th_stream_options_init);
+    th::StreamOptions so;
+    so.relative = o.absolute == 0;
+    so.smoothing = o.no_smoothing == 0;
+    std::unique_ptr<th_stream> s(new th_stream());
+    s->core = std::make_unique<th::Stream>(*model->core, avatar ? &avatar->core : nullptr, so);
+    *out_stream = s.release();
+  });
+}
+
+void th_stream_destroy(th_stream* stream) { delete stream; }
+
+th_status th_stream_set_controls(th_stream* stream, const th_controls* controls) {
+  return guard([&] {
+    if (!stream) invalid("stream must not be NULL");
+    th_controls c = read_struct(controls, th_controls_init);
+    th::Controls tc;
+    tc.eye_open = c.eye_open;
+    tc.mouth_open = c.mouth_open;
+    tc.smile = c.smile;
+    tc.yaw = c.yaw;
+    tc.pitch = c.pitch;
+    tc.roll = c.roll;
+    tc.expression_only = c.expression_only != 0;
+    stream->core->set_controls(tc);
+  });
+}
+
+th_status th_stream_push(th_stream* stream, const float* landmarks, th_coords coords, double timestamp, uint8_t* out,
+                         size_t out_size) {
+  return guard([&] {
+    if (!stream) invalid("stream must not be NULL");
+    const int c = enum_value(coords);
+    if (c != TH_COORDS_NORMALISED && c != TH_COORDS_PIXELS) invalid("unknown coords " + std::to_string(c));
+    stream->core->push(landmarks, c == TH_COORDS_PIXELS, timestamp, out, out_size);
+  });
+}
+
+th_status th_stream_reset(th_stream* stream) {
+  return guard([&] {
+    if (!stream) invalid("stream must not be NULL");
+    stream->core->reset();
+  });
+}
+
+th_status th_stream_get_stats(const th_stream* stream, int64_t* pushed, int64_t* rendered, int64_t* failed) {
+  return guard([&] {
+    if (!stream) invalid("stream must not be NULL");
+    const th::StreamStats& st = stream->core->stats();
+    if (pushed) *pushed = st.pushed;
+    if (rendered) *rendered = st.rendered;
+    if (failed) *failed = st.failed;
   });
 }
 

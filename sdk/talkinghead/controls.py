@@ -80,17 +80,19 @@ def rotate_head(points: np.ndarray, yaw: np.ndarray | float, pitch: np.ndarray |
 
 def similarity_onto(points: np.ndarray, target: np.ndarray, idx: list[int]) -> np.ndarray:
     """``points`` [68, 2] moved by the similarity (scale, rotation, shift) that best maps their
-    ``idx`` points onto ``target``'s (least squares, Umeyama without reflection)."""
+    ``idx`` points onto ``target``'s, in the least-squares sense (closed form in 2-D: with centred
+    a, b, ``s cos = sum(a . b) / |a|^2`` and ``s sin = sum(a x b) / |a|^2``); float64 inside."""
     a, b = points[idx].astype(np.float64), target[idx].astype(np.float64)
     ma, mb = a.mean(0), b.mean(0)
     a0, b0 = a - ma, b - mb
-    cov = b0.T @ a0 / len(idx)
-    u, sig, vt = np.linalg.svd(cov)
-    d = np.sign(np.linalg.det(u @ vt)) or 1.0
-    rot = u @ np.diag([1.0, d]) @ vt
-    var = (a0 ** 2).sum() / len(idx)
-    scale = (sig[0] + d * sig[1]) / var if var > 0 else 1.0
-    return ((points - ma) @ (scale * rot).T + mb).astype(np.float32)
+    norm = float((a0 * a0).sum())
+    if norm <= 0:
+        return np.asarray(points, np.float32).copy()
+    c = float((a0 * b0).sum()) / norm
+    s = float((a0[:, 0] * b0[:, 1] - a0[:, 1] * b0[:, 0]).sum()) / norm
+    p = points.astype(np.float64) - ma
+    out = np.stack([c * p[:, 0] - s * p[:, 1], s * p[:, 0] + c * p[:, 1]], -1) + mb
+    return out.astype(np.float32)
 
 
 @dataclass(frozen=True)

@@ -60,10 +60,11 @@ class MotionTransfer:
         self.reference: np.ndarray | None = None
         self._scale = 1.0
 
-    def set_reference(self, driver_px: np.ndarray) -> None:
-        """Use these driver landmarks (pixels) as the reference frame."""
+    def set_reference(self, driver_px: np.ndarray, crop: Crop | None = None) -> None:
+        """Use these driver landmarks (pixels) as the reference frame, framed by ``crop`` (default:
+        the crop rule; ``Crop(0, 0, 2)`` takes landmarks that are already crop-normalised)."""
         driver_px = check_landmarks(driver_px, "driver landmarks", batched=False)
-        self.reference_crop = crop_from_landmarks(driver_px, self.crop_config)
+        self.reference_crop = crop if crop is not None else crop_from_landmarks(driver_px, self.crop_config)
         self.reference = to_normalised(driver_px, self.reference_crop)
         self._scale = face_size(self.source) / max(face_size(self.reference), 1e-6)
 

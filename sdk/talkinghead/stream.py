@@ -27,7 +27,9 @@ import numpy as np
 from .avatar import Avatar
 from .controls import Controls
 from .errors import InputError, NoFaceError, TalkingHeadError
-from .motion import MotionTransfer, check_landmarks
+from .crop import Crop
+from .landmarks.one_euro import OneEuroConfig, OneEuroFilter
+from .motion import MotionTransfer, check_landmarks, face_size
 from .pasteback import paste_back
 
 if TYPE_CHECKING:
@@ -54,6 +56,25 @@ class StreamStats:
 LATENCY_WINDOW = 512
 
 
+NORMALISED = Crop(0.0, 0.0, 2.0)  # the crop under which crop-normalised points are their own pixels
+
+
+class LandmarkSmoother:
+    """One Euro smoothing of pushed landmarks [68, 2] in face sizes: the points are divided by the
+    first sample's face size (talkinghead.motion.face_size), filtered in float64 on their
+    timestamps (talkinghead.landmarks.one_euro, default parameters) and scaled back. The C stream
+    (bindings/src/stream.cpp) implements the same rule."""
+
+    def __init__(self, config: OneEuroConfig | None = None) -> None:
+        self._filter = OneEuroFilter(config)
+        self._ref: float | None = None
+
+    def __call__(self, points: np.ndarray, t: float) -> np.ndarray:
+        if self._ref is None:
+            self._ref = max(face_size(points), 1e-6)
+        return (self._filter(points.astype(np.float64) / self._ref, t) * self._ref).astype(np.float32)
+
+
 class Stream:
     """Per-source live state; create with :meth:`TalkingHeadModel.stream`.
 
@@ -64,7 +85,8 @@ class Stream:
         output: "crop" (the model's crop), "paste" (into the avatar's source image) or "driver"
             (into the driving frame, at the driver's face; frames only).
         controls: expression and pose edits (changeable between frames: :attr:`controls`).
-        smoothing: One Euro smoothing of tracked landmarks (frames only).
+        smoothing: One Euro smoothing of the driving landmarks on their timestamps: by the tracker
+            for frames, by :class:`LandmarkSmoother` for pushed landmarks (the C stream's rule).
         fps: the nominal rate used when a push has no timestamp.
     """
 
@@ -82,6 +104,7 @@ class Stream:
         self._transfer = MotionTransfer(avatar.landmarks, mode, model.package.crop_config)  # validates mode
         self._controls = (controls or Controls()).validate()
         self._tracker = None
+        self._smoother = LandmarkSmoother() if smoothing else None
         self._last_landmarks: np.ndarray | None = None
         self._last_time: float | None = None
         self._lock = threading.Lock()  # one push at a time; controls may change from another thread
@@ -104,20 +127,23 @@ class Stream:
         with self._lock:
             self._transfer = MotionTransfer(self.avatar.landmarks, self._transfer.mode, self.model.package.crop_config)
             self._tracker = None
+            self._smoother = LandmarkSmoother() if self.smoothing else None
             self._last_landmarks = None
             self._last_time = None
 
     # -- one frame --------------------------------------------------------------------------------
 
-    def push(self, item: np.ndarray, timestamp: float | None = None) -> np.ndarray:
-        """Render one input: an RGB frame ``uint8 [H, W, 3]`` (tracked here) or driver landmarks in
-        pixels ``[68, 2]`` (from your own tracker). ``timestamp`` in seconds, increasing; by default
-        the count of pushes over ``fps``. Returns the rendered RGB frame (see ``output``)."""
+    def push(self, item: np.ndarray, timestamp: float | None = None,
+             coords: Literal["pixels", "normalised"] = "pixels") -> np.ndarray:
+        """Render one input: an RGB frame ``uint8 [H, W, 3]`` (tracked here) or driver landmarks
+        ``[68, 2]`` from your own tracker, in pixels of the driving frame or already crop-normalised
+        (``coords``). ``timestamp`` in seconds, increasing; by default the count of pushes over
+        ``fps``. Returns the rendered RGB frame (see ``output``)."""
         t0 = time.perf_counter()
         with self._lock:
             self.stats.pushed += 1
             try:
-                frame = self._render(item, timestamp)
+                frame = self._render(item, timestamp, coords)
             except TalkingHeadError:
                 self.stats.failed += 1
                 raise
@@ -142,7 +168,9 @@ class Stream:
                 raise InputError(f"timestamps must increase: {t} after {self._last_time}")
         return t
 
-    def _render(self, item: np.ndarray, timestamp: float | None) -> np.ndarray:
+    def _render(self, item: np.ndarray, timestamp: float | None, coords: str = "pixels") -> np.ndarray:
+        if coords not in ("pixels", "normalised"):
+            raise InputError(f"coords must be 'pixels' or 'normalised', got {coords!r}")
         arr = np.asarray(item)
         t = self._time(timestamp)
         frame = None
@@ -150,7 +178,13 @@ class Stream:
             driver_px = check_landmarks(arr, "driver landmarks", batched=False)
             if self.output == "driver":
                 raise InputError("output='driver' pastes into the driving frame: push frames, not landmarks")
+            if self._smoother is not None:
+                driver_px = self._smoother(driver_px, t)
+            if self._transfer.reference is None and coords == "normalised":
+                self._transfer.set_reference(driver_px, NORMALISED)
         else:
+            if coords != "pixels":
+                raise InputError("a frame's landmarks are found in its pixels: coords must be 'pixels'")
             frame = self._check_frame(arr)
             driver_px = self._track(frame, t)
         self._last_time = t
@@ -205,7 +239,7 @@ class LiveStream:
         self.stream = stream
         self.on_frame = on_frame
         self._cond = threading.Condition()
-        self._pending: tuple[np.ndarray, float | None, float] | None = None
+        self._pending: tuple[np.ndarray, float | None, str, float] | None = None
         self._latest: tuple[np.ndarray, float | None] | None = None
         self._closed = False
         self.error: Exception | None = None  # the last failed input's error (the stream goes on)
@@ -216,7 +250,7 @@ class LiveStream:
     def stats(self) -> StreamStats:
         return self.stream.stats
 
-    def submit(self, item: np.ndarray, timestamp: float | None = None) -> None:
+    def submit(self, item: np.ndarray, timestamp: float | None = None, coords: str = "pixels") -> None:
         """Hand one input to the renderer without waiting; replaces (drops) an input not yet taken."""
         with self._cond:
             if self._closed:
@@ -224,7 +258,7 @@ class LiveStream:
             if self._pending is not None:
                 self.stream.stats.dropped += 1
             self.stream.stats.pushed += 1
-            self._pending = (item, timestamp, time.perf_counter())
+            self._pending = (item, timestamp, coords, time.perf_counter())
             self._cond.notify()
 
     def latest(self) -> tuple[np.ndarray, float | None] | None:
@@ -253,12 +287,12 @@ class LiveStream:
                     self._cond.wait()
                 if self._closed:
                     return
-                item, timestamp, t_in = self._pending
+                item, timestamp, coords, t_in = self._pending
                 self._pending = None
                 self._busy = True
             try:
                 with s._lock:
-                    frame = s._render(item, timestamp)
+                    frame = s._render(item, timestamp, coords)
                     s.stats.rendered += 1
                     latency = (time.perf_counter() - t_in) * 1000.0
                     s._record_latency(latency)

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -237,6 +238,80 @@ TEST_CASE("identity and frames equal the pure-Python path") {
     REQUIRE(th_render(quiet.p, b.p, drive.data(), frames, nullptr, again.data(), again.size()) == TH_OK);
     CHECK(max_diff(out, again) <= 1);
   }
+}
+
+TEST_CASE("a stream renders pushed landmarks as the Python stream: reference, controls, errors") {
+  ModelPtr m{load(fixture("model"))};
+  Shots s = load_shots();
+  AvatarPtr a;
+  REQUIRE(th_avatar_create(m.p, s.images.data(), s.landmarks.data(), int(s.images.size()), &a.p) == TH_OK);
+  const int r = vector_index()["resolution"].get<int>();
+  std::vector<long long> shape;
+  auto px = load_vector<float>("drive_pixels", &shape);
+  const int frames = int(shape[0]);
+  const std::size_t frame_bytes = std::size_t(r) * r * 3;
+  std::vector<std::uint8_t> out(std::size_t(frames) * frame_bytes);
+  struct StreamPtr {
+    th_stream* p = nullptr;
+    ~StreamPtr() { th_stream_destroy(p); }
+  };
+
+  // Without smoothing and controls, one push per frame is relative motion from the first push:
+  // the Python vectors of MotionTransfer (the same frames as th_render with a reference).
+  th_stream_options o;
+  th_stream_options_init(&o);
+  o.no_smoothing = 1;
+  StreamPtr st;
+  REQUIRE(th_stream_create(m.p, a.p, &o, &st.p) == TH_OK);
+  for (int i = 0; i < frames; ++i) {
+    REQUIRE(th_stream_push(st.p, px.data() + std::size_t(i) * 136, TH_COORDS_PIXELS, 0.04 * i, out.data() + i * frame_bytes,
+                           frame_bytes) == TH_OK);
+  }
+  CHECK(max_diff(out, load_vector<std::uint8_t>("frames_relative")) <= 1);
+
+  // Controls change the frames; an invalid one is refused and the previous ones stay.
+  std::vector<std::uint8_t> plain(frame_bytes), opened(frame_bytes), again(frame_bytes);
+  REQUIRE(th_stream_push(st.p, px.data(), TH_COORDS_PIXELS, 10.0, plain.data(), frame_bytes) == TH_OK);
+  th_controls c;
+  th_controls_init(&c);
+  c.mouth_open = 0.3;
+  REQUIRE(th_stream_set_controls(st.p, &c) == TH_OK);
+  REQUIRE(th_stream_push(st.p, px.data(), TH_COORDS_PIXELS, 10.1, opened.data(), frame_bytes) == TH_OK);
+  CHECK(max_diff(plain, opened) > 0);
+  c.yaw = 1e9;
+  CHECK(th_stream_set_controls(st.p, &c) == TH_ERROR_INVALID_ARGUMENT);
+  CHECK(std::string(th_last_error()).find("yaw") != std::string::npos);
+  REQUIRE(th_stream_push(st.p, px.data(), TH_COORDS_PIXELS, 10.2, again.data(), frame_bytes) == TH_OK);
+  CHECK(max_diff(opened, again) == 0);
+  REQUIRE(th_stream_set_controls(st.p, nullptr) == TH_OK);  // the defaults again
+  REQUIRE(th_stream_push(st.p, px.data(), TH_COORDS_PIXELS, 10.3, again.data(), frame_bytes) == TH_OK);
+  CHECK(max_diff(plain, again) == 0);
+
+  // Errors: each a status and a message; the stream goes on.
+  CHECK(th_stream_push(st.p, px.data(), TH_COORDS_PIXELS, 10.3, again.data(), frame_bytes) == TH_ERROR_INVALID_ARGUMENT);
+  CHECK(std::string(th_last_error()).find("increase") != std::string::npos);
+  CHECK(th_stream_push(st.p, px.data(), TH_COORDS_PIXELS, std::nan(""), again.data(), frame_bytes) == TH_ERROR_INVALID_ARGUMENT);
+  CHECK(th_stream_push(st.p, px.data(), TH_COORDS_PIXELS, 11.0, again.data(), frame_bytes - 1) == TH_ERROR_SIZE_MISMATCH);
+  CHECK(th_stream_push(st.p, px.data(), static_cast<th_coords>(7), 11.0, again.data(), frame_bytes) == TH_ERROR_INVALID_ARGUMENT);
+  CHECK(th_stream_push(st.p, nullptr, TH_COORDS_PIXELS, 11.0, again.data(), frame_bytes) == TH_ERROR_INVALID_ARGUMENT);
+  std::vector<float> bad(px.begin(), px.begin() + 136);
+  bad[5] = std::numeric_limits<float>::infinity();
+  CHECK(th_stream_push(st.p, bad.data(), TH_COORDS_PIXELS, 11.0, again.data(), frame_bytes) == TH_ERROR_INVALID_ARGUMENT);
+  CHECK(th_stream_push(nullptr, px.data(), TH_COORDS_PIXELS, 11.0, again.data(), frame_bytes) == TH_ERROR_INVALID_ARGUMENT);
+  int64_t pushed = 0, rendered = 0, failed = 0;
+  REQUIRE(th_stream_get_stats(st.p, &pushed, &rendered, &failed) == TH_OK);
+  CHECK(pushed == frames + 4 + 5);  // the NULL-stream call never reached it
+  CHECK(rendered == frames + 4);
+  CHECK(failed == 5);
+  // A reset makes the next push the reference again: the first frame renders as at the start.
+  REQUIRE(th_stream_reset(st.p) == TH_OK);
+  REQUIRE(th_stream_push(st.p, px.data(), TH_COORDS_PIXELS, 0.0, again.data(), frame_bytes) == TH_OK);
+  CHECK(std::memcmp(again.data(), out.data(), frame_bytes) == 0);
+
+  StreamPtr none;
+  CHECK(th_stream_create(m.p, nullptr, nullptr, &none.p) == TH_ERROR_INVALID_ARGUMENT);
+  CHECK(none.p == nullptr);
+  th_stream_destroy(nullptr);
 }
 
 TEST_CASE("a personalised package renders without an avatar") {

@@ -294,3 +294,49 @@ def test_bundled_int8_variant_matches_python():
     else:
         got = nat.render(nat.avatar_from_identity(avatar.identity, avatar.landmarks), drive)
     assert int(np.abs(got.astype(int) - want.astype(int)).max()) <= 1
+
+
+def test_c_stream_equals_the_python_stream(shared_data: Path) -> None:
+    """th_stream (through the pybind11 module) and model.stream(avatar) give the same frames, within
+    one level per pixel, for the same landmark pushes: smoothing on the timestamps, the motion
+    reference, the controls changing mid-stream, pixels and normalised coordinates, and a reset."""
+    import talkinghead
+    from talkinghead import Controls
+    from talkinghead.landmarks import detect_landmarks
+    from talkinghead.images import read_image
+
+    py = talkinghead.load_model(providers="cpu")
+    core = native.Model(str(py.package.folder), provider="cpu")
+    photo = read_image(shared_data / "faces" / "aaai22_AdamSchiff.jpg")
+    points = detect_landmarks(photo).points
+    a_py, a_core = py.create_avatar(photo, points), core.create_avatar([photo], points[None])
+    rng = np.random.default_rng(5)
+    drive = [points + np.array([3.0 * np.sin(i / 3), 2.0 * np.cos(i / 4)], np.float32)
+             + rng.normal(0, 0.8, points.shape).astype(np.float32) for i in range(10)]
+    plan = {3: Controls(mouth_open=0.12, smile=0.4), 5: Controls(yaw=15.0, eye_open=0.5),
+            7: Controls(expression_only=True, roll=-10.0)}
+    for coords in ("pixels", "normalised"):
+        s_py, s_core, plain = py.stream(a_py), native.Stream(core, a_core), py.stream(a_py)
+        worst, edited = 0, 0
+        for i, lm in enumerate(drive):
+            if coords == "normalised":
+                lm = (lm - points.mean(0)) / 150.0
+            if i in plan:
+                s_py.controls = plan[i]
+                s_core.set_controls(**{k: getattr(plan[i], k) for k in plan[i].__dataclass_fields__})
+            if i == 8:
+                s_py.reset()
+                s_core.reset()
+            want = s_py.push(lm, timestamp=0.04 * i + 1.0, coords=coords)
+            got = s_core.push(lm, 0.04 * i + 1.0, coords)
+            worst = max(worst, int(np.abs(got.astype(int) - want.astype(int)).max()))
+            edited += int(np.abs(plain.push(lm, timestamp=0.04 * i + 1.0, coords=coords).astype(int)
+                                 - want.astype(int)).max() > 10)
+        assert worst <= 1, (coords, worst)
+        assert edited >= 5  # the controls really changed the frames they applied to
+        assert s_core.stats == (10, 10, 0)
+    with pytest.raises(InputError, match="increase"):
+        s_core.push(drive[0], 0.5)
+    with pytest.raises(InputError, match="mouth_open"):
+        s_core.set_controls(mouth_open=3.0)
+    assert s_core.stats == (11, 10, 1)
