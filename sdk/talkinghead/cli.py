@@ -1,4 +1,4 @@
-"""The `talkinghead` command: animate, demo, embed, info.
+"""The `talkinghead` command: animate, demo, embed, live, info.
 
 Exit codes: 0 success, 2 a problem with the user's input (one line on stderr), 1 an internal
 failure. ``--verbose`` shows tracebacks and debug logs; ``--quiet`` hides progress.
@@ -173,6 +173,63 @@ def cmd_embed(args) -> int:
     return EXIT_OK
 
 
+def cmd_live(args) -> int:
+    from .avatar import Avatar
+    from .controls import Controls
+    from .live import (Recording, Window, camera_frames, check_source, clip_frames, require_pyvirtualcam, run_live,
+                       virtual_camera)
+
+    check_source(args.camera, args.driving)
+    if args.virtual_camera:
+        require_pyvirtualcam()
+    if args.output:
+        out = Path(args.output)
+        _check_output(out, args.overwrite, _input_files(args))
+    controls = Controls(eye_open=args.eye_open, mouth_open=args.mouth_open, smile=args.smile, yaw=args.yaw,
+                        pitch=args.pitch, roll=args.roll, expression_only=args.expression_only).validate()
+    window = Window() if args.window else None  # fail on a missing display before loading anything
+    frames = camera_frames(args.camera) if args.camera is not None else clip_frames(args.driving, args.realtime)
+    model = _load(args)
+    if args.avatar:
+        avatar = Avatar.load(args.avatar)
+    elif args.source:
+        avatar = model.create_avatar(args.source, face_index=args.face)
+    else:
+        raise InputError("give --source IMG [IMG ...] or --avatar FILE")
+    output = "crop" if args.crop_only or not avatar.can_paste else "paste"
+    stream = model.stream(avatar, mode=args.mode, output=output, controls=controls)
+    sinks, recording, cam = [], None, None
+    fps = args.fps or 25.0
+    if args.output:
+        recording = Recording(out, fps, args.overwrite)
+        sinks.append(recording.add)
+    if args.virtual_camera:
+        size = (model.resolution, model.resolution) if output == "crop" else avatar.image.shape[1::-1]
+        cam = virtual_camera(size[0], size[1], fps)
+        sinks.append(lambda frame, t: cam.send(frame))
+    if window is not None:
+        sinks.append(lambda frame, t: window.show(frame))
+    ok = False
+    try:
+        report = run_live(stream, frames, sinks, status=None if args.quiet else lambda line: print(line, file=sys.stderr),
+                          max_seconds=args.seconds)
+        ok = True
+    finally:
+        if recording is not None:
+            recording.close(ok)
+        if cam is not None:
+            cam.close()
+        if window is not None:
+            window.close()
+    if not args.quiet:
+        p50 = f"{report.latency_p50_ms:.0f}" if report.latency_p50_ms is not None else "-"
+        p95 = f"{report.latency_p95_ms:.0f}" if report.latency_p95_ms is not None else "-"
+        print(f"live: {report.rendered} frames rendered in {report.seconds:.1f} s ({report.fps:.1f} fps), "
+              f"{report.dropped} dropped, {report.failed} failed of {report.pushed}; latency p50 {p50} ms, p95 {p95} ms"
+              + (f"; wrote {out}" if args.output else ""))
+    return EXIT_OK
+
+
 def cmd_info(args) -> int:
     import onnxruntime as ort
 
@@ -248,6 +305,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     _add_model_options(p)
     p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("live", parents=[common], help="drive an avatar live: a webcam or a clip in real time")
+    p.add_argument("--source", nargs="+", metavar="IMG", help="1 to 32 photos of one person")
+    p.add_argument("--avatar", help="an avatar file from `talkinghead embed` instead of --source")
+    p.add_argument("--camera", metavar="N", help="webcam index (Linux /dev/videoN, macOS AVFoundation) or dshow name")
+    p.add_argument("--driving", metavar="CLIP", help="a clip instead of a camera")
+    p.add_argument("--realtime", action="store_true", help="pace --driving at its own frame rate (frames "
+                   "the renderer cannot keep up with are dropped, as with a camera)")
+    p.add_argument("-o", "--output", metavar="OUT.mp4", help="record the rendered frames")
+    p.add_argument("--virtual-camera", action="store_true", help="send frames to a virtual webcam (pyvirtualcam)")
+    p.add_argument("--window", action="store_true", help="a preview window (pygame; needs a display)")
+    p.add_argument("--seconds", type=float, help="stop after this long, at most 600")
+    p.add_argument("--fps", type=float, help="frame rate of the recording and virtual camera (default 25)")
+    p.add_argument("--mode", choices=["relative", "absolute"], default="relative")
+    p.add_argument("--crop-only", action="store_true", help="the face crop, not the pasted source image")
+    p.add_argument("--face", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true")
+    for name, default, help_text in (("eye-open", 1.0, "eye openness factor, 0..2"),
+                                     ("mouth-open", 0.0, "added mouth opening, -0.1..0.4 face sizes"),
+                                     ("smile", 0.0, "-1..1"), ("yaw", 0.0, "degrees, -45..45"),
+                                     ("pitch", 0.0, "degrees, -30..30"), ("roll", 0.0, "degrees, -45..45")):
+        p.add_argument(f"--{name}", type=float, default=default, help=help_text)
+    p.add_argument("--expression-only", action="store_true", help="keep the source's head still; transfer expression")
+    _add_model_options(p)
+    p.set_defaults(func=cmd_live)
 
     p = sub.add_parser("info", parents=[common], help="versions, providers and the model's manifest")
     p.add_argument("--model", help="model package folder (default: the bundled model)")
