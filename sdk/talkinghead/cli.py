@@ -1,4 +1,4 @@
-"""The `talkinghead` command: animate, demo, embed, live, info.
+"""The `talkinghead` command: animate, demo, embed, live, serve, info.
 
 Exit codes: 0 success, 2 a problem with the user's input (one line on stderr), 1 an internal
 failure. ``--verbose`` shows tracebacks and debug logs; ``--quiet`` hides progress.
@@ -230,6 +230,26 @@ def cmd_live(args) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args) -> int:
+    from .errors import MissingDependencyError
+
+    try:
+        import uvicorn
+
+        from .web.app import create_app
+    except ImportError:
+        raise MissingDependencyError("talkinghead serve needs the web extra: pip install 'talkinghead[web]'") from None
+    if not 1 <= args.port <= 65535:
+        raise InputError(f"--port must be in 1..65535, got {args.port}")
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {args.host}: other machines on the network can reach this server and use its "
+              "CPU; it has no authentication (the default, 127.0.0.1, is this machine only)", file=sys.stderr)
+    app = create_app(_load(args))
+    print(f"talkinghead serve: http://{args.host}:{args.port}/ (API docs at /docs); Ctrl-C stops", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return EXIT_OK
+
+
 def cmd_info(args) -> int:
     import onnxruntime as ort
 
@@ -330,6 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expression-only", action="store_true", help="keep the source's head still; transfer expression")
     _add_model_options(p)
     p.set_defaults(func=cmd_live)
+
+    p = sub.add_parser("serve", parents=[common], help="a local web app and HTTP API (the [web] extra)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    _add_model_options(p)
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("info", parents=[common], help="versions, providers and the model's manifest")
     p.add_argument("--model", help="model package folder (default: the bundled model)")
