@@ -1,4 +1,4 @@
-"""The `talkinghead` command: animate, demo, embed, live, serve, info.
+"""The `talkinghead` command: animate, demo, embed, live, serve, verify, info.
 
 Exit codes: 0 success, 2 a problem with the user's input (one line on stderr), 1 an internal
 failure. ``--verbose`` shows tracebacks and debug logs; ``--quiet`` hides progress.
@@ -24,6 +24,7 @@ from .errors import InputError, OutputExistsError, TalkingHeadError
 log = logging.getLogger("talkinghead")
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USER = 0, 1, 2
+EXIT_NOT_FOUND = 3  # `verify`: a file without the watermark
 
 #: option -> (lowest, highest, lowest allowed itself): the accepted range of each numeric option.
 LIMITS: dict[str, tuple[float, float, bool]] = {
@@ -105,7 +106,14 @@ def _check_output(path: Path, overwrite: bool, inputs: list[Path] = ()) -> None:
 def _load(args):
     from .model import load_model
 
-    return load_model(args.model, providers=args.provider, intra_op_threads=args.threads, variant=args.variant)
+    return load_model(args.model, providers=args.provider, intra_op_threads=args.threads, variant=args.variant,
+                      watermark=not getattr(args, "no_watermark", False))
+
+
+def _tags(model) -> dict[str, str]:
+    from .provenance import tags
+
+    return tags(model)
 
 
 def cmd_animate(args) -> int:
@@ -127,7 +135,7 @@ def cmd_animate(args) -> int:
     fps = args.fps or info.fps
     frames = model.animate(avatar, args.driving, mode=args.mode, output=output, batch_size=args.batch,
                            fps=info.fps or None)
-    with VideoWriter(out, fps=fps, overwrite=args.overwrite, audio_from=args.driving) as writer, \
+    with VideoWriter(out, fps=fps, overwrite=args.overwrite, audio_from=args.driving, metadata=_tags(model)) as writer, \
             Progress("rendering", info.frame_count, enabled=not args.quiet) as progress:
         for frame in frames:
             writer.write(frame)
@@ -150,7 +158,7 @@ def cmd_demo(args) -> int:
     model = _load(args)
     avatar = model.default_avatar()
     track = generate_performance(avatar.landmarks, args.seconds, args.fps, PerformanceConfig(seed=args.seed))
-    with VideoWriter(out, fps=args.fps, overwrite=args.overwrite) as writer, \
+    with VideoWriter(out, fps=args.fps, overwrite=args.overwrite, metadata=_tags(model)) as writer, \
             Progress("rendering demo", len(track), enabled=not args.quiet) as progress:
         for start in range(0, len(track), args.batch):
             for frame in model.render(avatar, track[start:start + args.batch], coords="normalised"):
@@ -201,7 +209,7 @@ def cmd_live(args) -> int:
     sinks, recording, cam = [], None, None
     fps = args.fps or 25.0
     if args.output:
-        recording = Recording(out, fps, args.overwrite)
+        recording = Recording(out, fps, args.overwrite, _tags(model))
         sinks.append(recording.add)
     if args.virtual_camera:
         size = (model.resolution, model.resolution) if output == "crop" else avatar.image.shape[1::-1]
@@ -250,6 +258,30 @@ def cmd_serve(args) -> int:
     return EXIT_OK
 
 
+def cmd_verify(args) -> int:
+    import json
+
+    from .provenance import verify
+
+    verdicts = [verify(f) for f in args.files]
+    if args.json:
+        print(json.dumps([v.to_dict() for v in verdicts], indent=1))
+    else:
+        for v in verdicts:
+            if v.error:
+                print(f"{v.path}: error: {v.error}")
+                continue
+            mark = (f"watermark FOUND (confidence {v.confidence:.1f}, model id {v.model_id})" if v.found
+                    else f"no watermark (confidence {v.confidence:.1f})")
+            tag = "tagged synthetic" if v.synthetic_tag else "no synthetic tag"
+            model = v.metadata.get("talkinghead_model")
+            print(f"{v.path}: {mark}; {tag}" + (f" (tool {v.metadata.get('talkinghead_tool')}, model {model})" if model else "")
+                  + f"; {v.frames} frame(s) checked")
+    if any(v.error for v in verdicts):
+        return EXIT_USER
+    return EXIT_OK if all(v.found for v in verdicts) else EXIT_NOT_FOUND
+
+
 def cmd_info(args) -> int:
     import onnxruntime as ort
 
@@ -284,6 +316,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0,
                    help="onnxruntime intra-op threads (0: all cores; more than the cores: the cores)")
     p.add_argument("--batch", type=int, default=1, help="frames per generator call (1-64)")
+    p.add_argument("--no-watermark", action="store_true",
+                   help="leave frames unmarked (they are marked synthetic by default; see docs/architecture.md)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -356,6 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     _add_model_options(p)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("verify", parents=[common], help="is this image or video talkinghead's output? "
+                       "(exit 0: the watermark is in every file, 3: not in some, 2: an error)")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="the verdicts as JSON")
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("info", parents=[common], help="versions, providers and the model's manifest")
     p.add_argument("--model", help="model package folder (default: the bundled model)")

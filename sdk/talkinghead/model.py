@@ -27,6 +27,7 @@ from .pasteback import paste_back
 from .references import select_references
 from .engines import Backend, create_engine
 from .sessions import SessionConfig
+from .watermark import Marker, model_id
 
 if TYPE_CHECKING:
     from .stream import Stream
@@ -82,8 +83,11 @@ class TalkingHeadModel:
     """A model package on onnxruntime. Create with :func:`talkinghead.load_model`."""
 
     def __init__(self, package: ModelPackage, config: SessionConfig | None = None,
-                 backend: Backend = "onnxruntime") -> None:
+                 backend: Backend = "onnxruntime", watermark: bool = True) -> None:
         self.package = package
+        # Every frame this model returns carries the invisible mark of its package (talkinghead.watermark);
+        # off only when asked (watermark=False): see docs/architecture.md, "Outputs marked synthetic".
+        self.marker = Marker(model_id(package.name, package.version)) if watermark else None
         self.config = (config or SessionConfig()).validate()
         self.backend = backend
         self.engine = create_engine(package, self.config, backend)
@@ -212,8 +216,20 @@ class TalkingHeadModel:
             batch = to_normalised(batch, crops)
         elif coords != "normalised":
             raise InputError(f"coords must be 'pixels' or 'normalised', got {coords!r}")
-        out = from_model_output(self._generate(avatar, batch.astype(np.float32)))
+        out = self._mark(self._render_crops(avatar, batch))
         return out[0] if single else out
+
+    def _render_crops(self, avatar: Avatar, norm: np.ndarray) -> np.ndarray:
+        """Unmarked uint8 crops [B, R, R, 3] (callers that paste them mark the final frame)."""
+        return from_model_output(self._generate(avatar, norm.astype(np.float32)))
+
+    def _mark(self, frames: np.ndarray) -> np.ndarray:
+        """``frames`` [..., H, W, 3] with this model's watermark (unchanged when it is off)."""
+        if self.marker is None:
+            return frames
+        if frames.ndim == 3:
+            return self.marker.mark(frames)
+        return np.stack([self.marker.mark(f) for f in frames])
 
     def _generate(self, avatar: Avatar, norm: np.ndarray) -> np.ndarray:
         if self.personalised:
@@ -277,10 +293,10 @@ class TalkingHeadModel:
         return Animation(frames)
 
     def _emit(self, avatar: Avatar, pending: list[np.ndarray], output: str, stats: RenderStats) -> Iterator[np.ndarray]:
-        crops = from_model_output(self._generate(avatar, np.stack(pending)))
+        crops = self._render_crops(avatar, np.stack(pending))
         for crop_image in crops:
             stats.frames += 1
-            yield paste_back(avatar.image, crop_image, avatar.crop) if output == "paste" else crop_image
+            yield self._mark(paste_back(avatar.image, crop_image, avatar.crop) if output == "paste" else crop_image)
 
     def _driver_landmarks(self, driving, smoothing: bool, tracker_config, fps: float | None,
                           stats: RenderStats) -> Iterator[np.ndarray]:
@@ -340,7 +356,7 @@ class TalkingHeadModel:
 
 def load_model(path: str | os.PathLike | None = None, providers="auto", *, intra_op_threads: int = 0,
                graph_optimization: str = "all", variant: str = "auto", backend: Backend = "onnxruntime",
-               **session_options) -> TalkingHeadModel:
+               watermark: bool = True, **session_options) -> TalkingHeadModel:
     """Load a model package folder (the bundled default when ``path`` is None).
 
     Args:
@@ -350,6 +366,8 @@ def load_model(path: str | os.PathLike | None = None, providers="auto", *, intra
         graph_optimization: onnxruntime graph optimisation level.
         variant: generator variant: "auto", "fp32", "int8" or "fp16".
         backend: "onnxruntime" (Python API) or "native" (the C++ core, built by bindings/build.sh).
+        watermark: mark every returned frame invisibly as this model's output (default; False
+            only where the frames are marked later or never leave the program).
         **session_options: further :class:`SessionConfig` fields, e.g. ``allow_spinning=False``
             (threads sleep between frames: less idle CPU, slower frames) or ``enable_mem_arena``.
     """
@@ -359,4 +377,4 @@ def load_model(path: str | os.PathLike | None = None, providers="auto", *, intra
                                 "or pass a model package folder")
     config = SessionConfig(providers=providers, intra_op_threads=intra_op_threads,
                            graph_optimization=graph_optimization, variant=variant, **session_options)
-    return TalkingHeadModel(ModelPackage.load(folder), config, backend)
+    return TalkingHeadModel(ModelPackage.load(folder), config, backend, watermark=watermark)

@@ -189,14 +189,14 @@ class Stream:
             driver_px = self._track(frame, t)
         self._last_time = t
         norm = self._controls.apply(self._transfer(driver_px), self.avatar.landmarks)
-        crop_image = self.model.render(self.avatar, norm[None])[0]
+        crop_image = self.model._render_crops(self.avatar, norm[None])[0]
         if self.output == "crop":
-            return crop_image
+            return self.model._mark(crop_image)
         if self.output == "paste":
-            return paste_back(self.avatar.image, crop_image, self.avatar.crop)
+            return self.model._mark(paste_back(self.avatar.image, crop_image, self.avatar.crop))
         from .crop import crop_from_landmarks
 
-        return paste_back(frame, crop_image, crop_from_landmarks(driver_px, self.model.package.crop_config))
+        return self.model._mark(paste_back(frame, crop_image, crop_from_landmarks(driver_px, self.model.package.crop_config)))
 
     @staticmethod
     def _check_frame(arr: np.ndarray) -> np.ndarray:

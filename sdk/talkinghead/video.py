@@ -159,6 +159,7 @@ class VideoWriter:
             audio stream: a warning, and the output is silent.
         crf: x264 constant rate factor (lower: better, bigger).
         preset: x264 preset.
+        metadata: container tags (key -> text), e.g. talkinghead.provenance.tags(model).
 
     Example::
 
@@ -169,8 +170,9 @@ class VideoWriter:
 
     def __init__(self, path: str | os.PathLike, fps: float, *, overwrite: bool = False,
                  audio_from: str | os.PathLike | None = None, crf: int = 18,
-                 preset: str = "medium") -> None:
+                 preset: str = "medium", metadata: dict[str, str] | None = None) -> None:
         self.path = Path(path)
+        self.metadata = dict(metadata or {})
         if not (isinstance(fps, numbers.Real) and math.isfinite(float(fps)) and float(fps) > 0):
             raise InputError(f"fps must be a finite number > 0, got {fps!r}")
         if self.path.exists() and not overwrite:
@@ -202,9 +204,11 @@ class VideoWriter:
 
     def _start(self, height: int, width: int) -> None:
         av = _av()
-        options = {"movflags": "+faststart"} if self._format in ("mp4", "mov") else {}
+        # use_metadata_tags: the container keeps any key (talkinghead's provenance tags), not only iTunes ones
+        options = {"movflags": "+faststart+use_metadata_tags"} if self._format in ("mp4", "mov") else {}
         self._container = av.open(str(self._tmp), mode="w", format=self._format,
                                   options=options)
+        self._container.metadata.update(self.metadata)
         s = self._container.add_stream("libx264", rate=self.rate)
         s.width, s.height = width + width % 2, height + height % 2
         s.pix_fmt = "yuv420p"

@@ -54,7 +54,7 @@ def models(packages):
     from talkinghead.package import ModelPackage
     from talkinghead.sessions import SessionConfig
 
-    py = TalkingHeadModel(ModelPackage.load(packages["meta"]), SessionConfig(providers="cpu"))
+    py = TalkingHeadModel(ModelPackage.load(packages["meta"]), SessionConfig(providers="cpu"), watermark=False)
     nat = native.Model(str(packages["meta"]), provider="cpu")
     return py, nat
 
@@ -110,7 +110,7 @@ def test_personalised_package(packages):
     from talkinghead.package import ModelPackage
     from talkinghead.sessions import SessionConfig
 
-    py = TalkingHeadModel(ModelPackage.load(packages["personalised"]), SessionConfig(providers="cpu"))
+    py = TalkingHeadModel(ModelPackage.load(packages["personalised"]), SessionConfig(providers="cpu"), watermark=False)
     nat = native.Model(str(packages["personalised"]), provider="cpu")
     assert nat.personalised
     drive = fixtures.driving_landmarks(np.random.default_rng(5), 3)
@@ -250,8 +250,8 @@ def test_warp_family_matches_python(packages) -> None:
     renders the SDK's frames, through its own avatars and under backend="native"."""
     import talkinghead
 
-    py = talkinghead.load_model(packages["warp"], providers="cpu")
-    nat = talkinghead.load_model(packages["warp"], providers="cpu", backend="native")
+    py = talkinghead.load_model(packages["warp"], providers="cpu", watermark=False)  # the core marks nothing
+    nat = talkinghead.load_model(packages["warp"], providers="cpu", backend="native", watermark=False)
     cap = py.package.references.cap
     rng = np.random.default_rng(11)
     shots = [fixtures.make_shot(rng, 160, 140, float(rng.uniform(50, 80))) for _ in range(cap + 3)]
@@ -280,7 +280,7 @@ def test_bundled_int8_variant_matches_python():
     from talkinghead.sessions import SessionConfig
 
     package = ModelPackage.load(Path(__file__).resolve().parents[2] / "sdk" / "talkinghead" / "models" / "default")
-    py = TalkingHeadModel(package, SessionConfig(providers="cpu", variant="int8"))
+    py = TalkingHeadModel(package, SessionConfig(providers="cpu", variant="int8"), watermark=False)
     nat = native.Model(str(package.folder), provider="cpu", variant="int8")
     assert (py.variant, nat.variant) == ("int8", "int8")
     avatar = py.default_avatar()
@@ -305,7 +305,7 @@ def test_c_stream_equals_the_python_stream(shared_data: Path) -> None:
     from talkinghead.landmarks import detect_landmarks
     from talkinghead.images import read_image
 
-    py = talkinghead.load_model(providers="cpu")
+    py = talkinghead.load_model(providers="cpu", watermark=False)  # the C stream marks nothing (yet)
     core = native.Model(str(py.package.folder), provider="cpu")
     photo = read_image(shared_data / "faces" / "aaai22_AdamSchiff.jpg")
     points = detect_landmarks(photo).points
