@@ -143,6 +143,10 @@ typedef struct th_model_config {
     int32_t no_spinning;      /**< nonzero: intra-op threads sleep between runs instead of spinning:
                                    less idle CPU for a game's other threads, ~20% slower frames
                                    (bench/ort_settings.py); 0: spin (ONNX Runtime's default) */
+    int32_t no_watermark;     /**< nonzero: rendered frames are left unmarked. By default every frame
+                                   th_render and th_stream_push return carries the invisible mark of
+                                   the package (the Python SDK's talkinghead.watermark; found by
+                                   `talkinghead verify`), so a video made with it can be told apart */
 } th_model_config;
 
 /** What a loaded model is. */

@@ -175,7 +175,7 @@ PYBIND11_MODULE(_native, m) {
   py::class_<th::Model>(m, "Model", "A model package loaded on ONNX Runtime (thread-safe).")
       .def(py::init([](const std::string& folder, const std::string& provider, int device_id, int intra, int inter,
                        const std::string& variant, const std::string& ort_library, bool verify_hashes,
-                       bool allow_spinning) {
+                       bool allow_spinning, bool watermark) {
              th::ModelConfig c;
              if (provider == "auto") c.provider = th::Provider::Auto;
              else if (provider == "cpu") c.provider = th::Provider::Cpu;
@@ -188,12 +188,13 @@ PYBIND11_MODULE(_native, m) {
              c.ort_library = ort_library;
              c.verify_hashes = verify_hashes;
              c.allow_spinning = allow_spinning;
+             c.watermark = watermark;
              py::gil_scoped_release release;
              return th::Model::load(folder, c);
            }),
            py::arg("folder"), py::arg("provider") = "auto", py::arg("device_id") = 0, py::arg("intra_op_threads") = 0,
            py::arg("inter_op_threads") = 0, py::arg("variant") = "auto", py::arg("ort_library") = "",
-           py::arg("verify_hashes") = true, py::arg("allow_spinning") = true)
+           py::arg("verify_hashes") = true, py::arg("allow_spinning") = true, py::arg("watermark") = true)
       .def_property_readonly("name", [](const th::Model& s) { return s.manifest().name; })
       .def_property_readonly("folder", &th::Model::folder)
       .def_property_readonly("resolution", &th::Model::resolution)

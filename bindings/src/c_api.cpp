@@ -135,6 +135,7 @@ th_status th_model_load(const char* package_dir, const th_model_config* config, 
     mc.ort_library = c.ort_library ? c.ort_library : "";
     mc.verify_hashes = c.skip_hash_check == 0;
     mc.allow_spinning = c.no_spinning == 0;
+    mc.watermark = c.no_watermark == 0;
     std::unique_ptr<th_model> m(new th_model());
     m->core = th::Model::load(package_dir, mc);
     const th::OrtInfo* ort = th::loaded_ort();

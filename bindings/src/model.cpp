@@ -9,6 +9,7 @@
 #include "ort_api.h"
 #include "ort_runtime.h"
 #include "references.h"
+#include "watermark.h"
 
 namespace th {
 namespace {
@@ -149,6 +150,7 @@ struct Model::Impl {
   // when loading ONNX Runtime failed.
   std::unique_ptr<Ort::MemoryInfo> cpu;
   mutable WorkspacePool pool;
+  std::unique_ptr<Marker> marker;  // null when the watermark is off
 
   Ort::SessionOptions options(bool cuda) const {
     Ort::SessionOptions so;
@@ -228,6 +230,7 @@ std::unique_ptr<Model> Model::load(const std::string& folder, const ModelConfig&
   Impl& d = *m->impl_;
   d.config = config;
   d.package = load_package(folder, config.verify_hashes);
+  if (config.watermark) d.marker = std::make_unique<Marker>(watermark_model_id(d.package.manifest.name, d.package.manifest.version));
   ensure_ort(config.ort_library);
   d.cpu.reset(new Ort::MemoryInfo(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault)));
 
@@ -563,6 +566,9 @@ void Model::render(const Avatar* avatar, const float* landmarks, int batch, cons
       generate(ws.landmarks.data(), personalised() ? nullptr : ws.identity.data(), n, ws.images.data());
     }
     to_uint8_hwc(ws.images.data(), n, r, out + static_cast<std::size_t>(start) * frame_bytes);
+    if (d.marker) {
+      for (int i = 0; i < n; ++i) d.marker->mark(out + static_cast<std::size_t>(start + i) * frame_bytes, r, r);
+    }
   }
 }
 

@@ -28,6 +28,7 @@ struct ModelConfig {
   std::string ort_library;       // "" : search (ort_runtime.h)
   bool verify_hashes = true;
   bool allow_spinning = true;  // false: intra-op threads sleep between runs (less idle CPU, slower)
+  bool watermark = true;       // rendered frames carry the invisible mark of the package (watermark.h)
 };
 
 // An identity: the mean embedding of the shots, and the source face (first shot) for relative

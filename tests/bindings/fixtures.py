@@ -197,7 +197,7 @@ class PythonReference:
             from talkinghead.package import ModelPackage
             from talkinghead.sessions import SessionConfig
 
-            self.sdk = TalkingHeadModel(ModelPackage.load(self.package), SessionConfig(providers="cpu"), watermark=False)
+            self.sdk = TalkingHeadModel(ModelPackage.load(self.package), SessionConfig(providers="cpu"))
         except ImportError:
             pass
         self.manifest = json.loads((self.package / "manifest.json").read_text())
@@ -394,7 +394,7 @@ def add_warp_vectors(package: Path, out: Path, seed: int = 3) -> Path:
     out = Path(out)
     index = json.loads((out / "index.json").read_text())
     rng = np.random.default_rng(seed)
-    sdk = TalkingHeadModel(ModelPackage.load(Path(package)), SessionConfig(providers="cpu"), watermark=False)
+    sdk = TalkingHeadModel(ModelPackage.load(Path(package)), SessionConfig(providers="cpu"))
     cap = sdk.package.references.cap
     shots = [make_shot(rng, 160, 140, float(rng.uniform(50, 80))) for _ in range(cap + 2)]
     for i, (img, lm) in enumerate(shots):

@@ -54,7 +54,7 @@ def models(packages):
     from talkinghead.package import ModelPackage
     from talkinghead.sessions import SessionConfig
 
-    py = TalkingHeadModel(ModelPackage.load(packages["meta"]), SessionConfig(providers="cpu"), watermark=False)
+    py = TalkingHeadModel(ModelPackage.load(packages["meta"]), SessionConfig(providers="cpu"))
     nat = native.Model(str(packages["meta"]), provider="cpu")
     return py, nat
 
@@ -110,7 +110,7 @@ def test_personalised_package(packages):
     from talkinghead.package import ModelPackage
     from talkinghead.sessions import SessionConfig
 
-    py = TalkingHeadModel(ModelPackage.load(packages["personalised"]), SessionConfig(providers="cpu"), watermark=False)
+    py = TalkingHeadModel(ModelPackage.load(packages["personalised"]), SessionConfig(providers="cpu"))
     nat = native.Model(str(packages["personalised"]), provider="cpu")
     assert nat.personalised
     drive = fixtures.driving_landmarks(np.random.default_rng(5), 3)
@@ -250,8 +250,8 @@ def test_warp_family_matches_python(packages) -> None:
     renders the SDK's frames, through its own avatars and under backend="native"."""
     import talkinghead
 
-    py = talkinghead.load_model(packages["warp"], providers="cpu", watermark=False)  # the core marks nothing
-    nat = talkinghead.load_model(packages["warp"], providers="cpu", backend="native", watermark=False)
+    py = talkinghead.load_model(packages["warp"], providers="cpu")
+    nat = talkinghead.load_model(packages["warp"], providers="cpu", backend="native")
     cap = py.package.references.cap
     rng = np.random.default_rng(11)
     shots = [fixtures.make_shot(rng, 160, 140, float(rng.uniform(50, 80))) for _ in range(cap + 3)]
@@ -305,7 +305,7 @@ def test_c_stream_equals_the_python_stream(shared_data: Path) -> None:
     from talkinghead.landmarks import detect_landmarks
     from talkinghead.images import read_image
 
-    py = talkinghead.load_model(providers="cpu", watermark=False)  # the C stream marks nothing (yet)
+    py = talkinghead.load_model(providers="cpu")  # both mark their frames (watermark.cpp = watermark.py)
     core = native.Model(str(py.package.folder), provider="cpu")
     photo = read_image(shared_data / "faces" / "aaai22_AdamSchiff.jpg")
     points = detect_landmarks(photo).points
@@ -340,3 +340,28 @@ def test_c_stream_equals_the_python_stream(shared_data: Path) -> None:
     with pytest.raises(InputError, match="mouth_open"):
         s_core.set_controls(mouth_open=3.0)
     assert s_core.stats == (11, 10, 1)
+
+
+def test_the_c_cores_marked_frames_are_found_by_verify(tmp_path: Path) -> None:
+    """Frames rendered by the C++ core (th_render: marked by default) written to a video are found by
+    Python's `talkinghead verify` with the package's model id; with the mark off they are not."""
+    import talkinghead
+    from talkinghead.performance import generate_performance
+    from talkinghead.provenance import verify
+    from talkinghead.video import VideoWriter
+    from talkinghead.watermark import model_id
+
+    py = talkinghead.load_model(providers="cpu")
+    avatar = py.default_avatar()
+    drive = generate_performance(avatar.landmarks, seconds=3.0, fps=25)
+    for mark in (True, False):
+        core = native.Model(str(py.package.folder), provider="cpu", watermark=mark)
+        a_core = core.create_avatar([avatar.image], np.stack([pycrop.to_pixels(avatar.landmarks, avatar.crop)]))
+        out = tmp_path / f"core_{mark}.mp4"
+        with VideoWriter(out, fps=25) as w:
+            for frame in core.render(a_core, drive):
+                w.write(frame)
+        v = verify(out)
+        assert v.found == mark, v
+        if mark:
+            assert v.model_id == model_id(py.package.name, py.package.version)
