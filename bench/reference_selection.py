@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     from export.quantize import cpu_description
     from talkinghead.landmarks import default_detector
 
-    model = talkinghead.load_model(args.model, providers="cpu", intra_op_threads=args.threads)
+    model = talkinghead.load_model(args.model, providers="cpu", intra_op_threads=args.threads, watermark=False)
     if model.package.references is None:
         raise SystemExit("error: the model is not a warp package (it keeps no reference shots)")
     if args.candidates <= model.package.references.cap:
