@@ -318,3 +318,19 @@ def test_insightface_rejects_graphs_of_the_wrong_kind(tmp_path: Path, fake_buffa
                 nodes, inits)
     with pytest.raises(ModelPackageError, match="9 outputs"):
         get_detector("insightface", model_dir=tmp_path)
+
+
+def test_the_shared_detector_serves_several_threads_at_once(face_photo: Path) -> None:
+    """dlib's objects are not thread-safe; the backend serialises its calls (a web server rendering
+    jobs in parallel through the shared default detector crashed before)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from talkinghead.images import read_image
+    from talkinghead.landmarks import default_detector
+
+    image = read_image(face_photo)
+    detector = default_detector()
+    want = detector.detect(image)[0].points
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda _: detector.detect(image)[0].points, range(12)))
+    assert all(np.array_equal(g, want) for g in got)

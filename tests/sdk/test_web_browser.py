@@ -3,7 +3,7 @@ Python (``executable_path``; no browser download), against `talkinghead serve`'s
 (uvicorn). It uploads a photo, renders, and checks that the page's video element plays the result;
 in the live tab, Chromium's fake camera (fed by a real clip) drives the avatar and rendered frames
 come back. ``TH_SCREENSHOTS=DIR`` keeps the screenshots and ``TH_WEB_MODEL=default`` serves the
-bundled model (how docs/images/web_*.png were made)."""
+bundled model (how docs/images/web_*.jpg were made, saved as PNG and converted)."""
 from __future__ import annotations
 
 import os

