@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .errors import InputError
+from .motion import face_size
 
 # iBUG-68 groups.
 UPPER_LID_TO_LOWER = {37: 41, 38: 40, 43: 47, 44: 46}  # upper-lid point -> the lower-lid point it closes onto
@@ -50,11 +51,6 @@ def point_depth() -> np.ndarray:
     z[36:48] = 0.1
     z[48:68] = 0.18
     return z
-
-
-def face_extent(points: np.ndarray) -> float:
-    """The larger side of the landmarks' bounding box (the unit of the controls' amounts)."""
-    return float(np.max(points.max(axis=-2) - points.min(axis=-2)))
 
 
 def rotate_head(points: np.ndarray, yaw: np.ndarray | float, pitch: np.ndarray | float,
@@ -132,7 +128,7 @@ class Controls:
             return pts
         single = pts.ndim == 2
         pts = pts[None] if single else pts
-        size = face_extent(source)
+        size = face_size(source)
         if self.expression_only:
             pts = np.stack([similarity_onto(p, source, STABLE) for p in pts])
         if self.eye_open != 1.0:

@@ -20,24 +20,28 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     Raises:
         ImageReadError: the file is missing, unreadable or not an image; the message names it.
     """
-    import av  # core dependency; imported here to keep `import talkinghead` light
-
     p = Path(path)
     if not p.is_file():
         raise ImageReadError(f"{p}: no such file" if not p.exists() else f"{p}: not a file")
+    return decode_first_picture(str(p), str(p))
+
+
+def decode_first_picture(source, label: str) -> np.ndarray:
+    """The first picture of ``source`` (a path, or a file-like object of image bytes) as RGB uint8
+    [H, W, 3]; ImageReadError naming ``label`` when it holds none."""
+    import av  # core dependency; imported here to keep `import talkinghead` light
+
     try:
-        with av.open(str(p)) as container:
+        with av.open(source) as container:
             if not container.streams.video:
-                raise ImageReadError(f"{p}: not an image (no picture stream)")
-            stream = container.streams.video[0]
-            for frame in container.decode(stream):
-                rgb = frame.to_ndarray(format="rgb24")
-                return np.ascontiguousarray(rgb)
+                raise ImageReadError(f"{label}: not an image (no picture stream)")
+            for frame in container.decode(container.streams.video[0]):
+                return np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
     except ImageReadError:
         raise
     except (av.FFmpegError, OSError, ValueError) as exc:
-        raise ImageReadError(f"{p}: not a readable image ({exc})") from exc
-    raise ImageReadError(f"{p}: not a readable image (no picture could be decoded)")
+        raise ImageReadError(f"{label}: not a readable image ({exc})") from exc
+    raise ImageReadError(f"{label}: not a readable image (no picture could be decoded)")
 
 
 def as_rgb_array(image: object, name: str = "image") -> np.ndarray:

@@ -9,6 +9,7 @@ from fractions import Fraction
 import numpy as np
 
 from .errors import ImageReadError
+from .images import decode_first_picture
 
 
 def encode_image(rgb: np.ndarray, codec: str = "png", quality: int = 4) -> bytes:
@@ -34,20 +35,8 @@ def encode_image(rgb: np.ndarray, codec: str = "png", quality: int = 4) -> bytes
 
 def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     """Image file bytes (JPEG, PNG, WebP, BMP) -> RGB uint8 [H, W, 3]; ImageReadError when they
-    are not a whole, decodable picture."""
-    import av
-
-    try:
-        with av.open(io.BytesIO(data)) as container:
-            if not container.streams.video:
-                raise ImageReadError(f"{name}: not an image")
-            for frame in container.decode(video=0):
-                return np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
-    except ImageReadError:
-        raise
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise ImageReadError(f"{name}: not a readable image ({exc})") from None
-    raise ImageReadError(f"{name}: no picture could be decoded")
+    are not a whole, decodable picture (talkinghead.images.decode_first_picture)."""
+    return decode_first_picture(io.BytesIO(data), name)
 
 
 def picture_size(path: str | os.PathLike) -> tuple[int, int]:

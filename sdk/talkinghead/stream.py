@@ -26,7 +26,7 @@ import numpy as np
 
 from .avatar import Avatar
 from .controls import Controls
-from .errors import InputError, NoFaceError, TalkingHeadError
+from .errors import InputError, NoFaceError
 from .crop import Crop
 from .landmarks.one_euro import OneEuroConfig, OneEuroFilter
 from .motion import MotionTransfer, check_landmarks, face_size
@@ -142,20 +142,25 @@ class Stream:
         t0 = time.perf_counter()
         with self._lock:
             self.stats.pushed += 1
+        return self._render_counted(item, timestamp, coords, t0)[0]
+
+    def _render_counted(self, item: np.ndarray, timestamp: float | None, coords: str,
+                        t_in: float) -> tuple[np.ndarray, float]:
+        """Render one input under the stream's lock and count it (rendered, or failed and re-raised);
+        returns the frame and its latency since ``t_in`` in ms. Shared by push and LiveStream."""
+        with self._lock:
             try:
                 frame = self._render(item, timestamp, coords)
-            except TalkingHeadError:
+            except Exception:
                 self.stats.failed += 1
                 raise
             self.stats.rendered += 1
-            self._record_latency((time.perf_counter() - t0) * 1000.0)
-            return frame
-
-    def _record_latency(self, ms: float) -> None:
-        lat = self.stats.latencies_ms
-        lat.append(ms)
-        if len(lat) > LATENCY_WINDOW:
-            del lat[: len(lat) - LATENCY_WINDOW]
+            latency = (time.perf_counter() - t_in) * 1000.0
+            lat = self.stats.latencies_ms
+            lat.append(latency)
+            if len(lat) > LATENCY_WINDOW:
+                del lat[: len(lat) - LATENCY_WINDOW]
+            return frame, latency
 
     def _time(self, timestamp: float | None) -> float:
         if timestamp is None:
@@ -291,14 +296,8 @@ class LiveStream:
                 self._pending = None
                 self._busy = True
             try:
-                with s._lock:
-                    frame = s._render(item, timestamp, coords)
-                    s.stats.rendered += 1
-                    latency = (time.perf_counter() - t_in) * 1000.0
-                    s._record_latency(latency)
+                frame, latency = s._render_counted(item, timestamp, coords, t_in)
             except Exception as exc:  # noqa: BLE001 - a failed input must not stop the worker; kept for the caller
-                with s._lock:
-                    s.stats.failed += 1
                 self.error = exc
                 frame = None
             with self._cond:

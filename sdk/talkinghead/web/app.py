@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 import time
 from importlib import resources
 from pathlib import Path
@@ -105,14 +106,9 @@ def create_app(model=None, limits: Limits | None = None, root: Path | None = Non
         if not 0 <= face < 16:
             raise InputError(f"face must be in 0..15, got {face}")
         ident, folder = store.folder("avatar")
-        try:
+        with _removed_on_failure(folder):
             paths = [await save_upload(f, folder, f"shot{i}", IMAGE_TYPES, limits.max_file_bytes) for i, f in enumerate(files)]
             entry = await asyncio.to_thread(_make_avatar, model, ident, folder, paths, face, limits)
-        except BaseException:
-            import shutil
-
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
         store.add_avatar(entry)
         return {"id": entry.id, "shots": entry.avatar.shots, "faces": entry.faces, "face": entry.face,
                 "preview": f"/api/avatars/{entry.id}/preview.png"}
@@ -131,7 +127,7 @@ def create_app(model=None, limits: Limits | None = None, root: Path | None = Non
                          demo_seconds: float = Form(4.0)) -> dict:
         entry = store.avatar(avatar)
         ident, folder = store.folder("job")
-        try:
+        with _removed_on_failure(folder):
             if driving is not None and driving.filename is not None:
                 clip = await save_upload(driving, folder, "driving", VIDEO_TYPES, limits.max_file_bytes)
                 await asyncio.to_thread(_check_clip, clip, limits)
@@ -139,11 +135,6 @@ def create_app(model=None, limits: Limits | None = None, root: Path | None = Non
                 clip = None
                 if not 0.5 <= demo_seconds <= limits.max_demo_seconds:
                     raise LimitError(f"demo_seconds must be in 0.5..{limits.max_demo_seconds:g}, got {demo_seconds:g}")
-        except BaseException:
-            import shutil
-
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
         job = Job(ident, entry.id, folder)
         store.submit(job, lambda j: _render(model, entry, j, clip, demo_seconds))
         return {"id": job.id, "status": f"/api/jobs/{job.id}", "events": f"/api/jobs/{job.id}/events",
@@ -193,6 +184,16 @@ def create_app(model=None, limits: Limits | None = None, root: Path | None = Non
         await _live_session(ws, model, entry, limits)
 
     return app
+
+
+@contextlib.contextmanager
+def _removed_on_failure(folder: Path):
+    """A new item's folder goes again when making the item fails (the client keeps nothing half-made)."""
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def _make_avatar(model, ident: str, folder: Path, paths: list[Path], face: int, limits: Limits) -> AvatarEntry:

@@ -129,19 +129,19 @@ class Store:
                                      "wait for them to expire")
             self.avatars[entry.id] = entry
 
-    def avatar(self, ident: str) -> AvatarEntry:
+    def _lookup(self, table: dict, ident: str, what: str, remove: bool = False):
+        """``table[ident]`` (taken out when ``remove``), or NotFound naming the id."""
         with self._lock:
-            entry = self.avatars.get(ident)
-        if entry is None:
-            raise NotFound(f"no avatar {ident!r} (unknown, deleted or expired)")
-        return entry
+            item = table.pop(ident, None) if remove else table.get(ident)
+        if item is None:
+            raise NotFound(f"no {what} {ident!r} (unknown, deleted or expired)")
+        return item
+
+    def avatar(self, ident: str) -> AvatarEntry:
+        return self._lookup(self.avatars, ident, "avatar")
 
     def delete_avatar(self, ident: str) -> None:
-        with self._lock:
-            entry = self.avatars.pop(ident, None)
-        if entry is None:
-            raise NotFound(f"no avatar {ident!r} (unknown, deleted or expired)")
-        shutil.rmtree(entry.folder, ignore_errors=True)
+        shutil.rmtree(self._lookup(self.avatars, ident, "avatar", remove=True).folder, ignore_errors=True)
 
     # -- jobs -------------------------------------------------------------------------------------
 
@@ -180,17 +180,10 @@ class Store:
         return message.replace(str(job.folder / "driving."), "the driving clip.").replace(str(self.root), "<server>")
 
     def job(self, ident: str) -> Job:
-        with self._lock:
-            job = self.jobs.get(ident)
-        if job is None:
-            raise NotFound(f"no job {ident!r} (unknown, deleted or expired)")
-        return job
+        return self._lookup(self.jobs, ident, "job")
 
     def delete_job(self, ident: str) -> None:
-        with self._lock:
-            job = self.jobs.pop(ident, None)
-        if job is None:
-            raise NotFound(f"no job {ident!r} (unknown, deleted or expired)")
+        job = self._lookup(self.jobs, ident, "job", remove=True)
         job.cancelled = True
         if job.state in ("done", "failed"):
             shutil.rmtree(job.folder, ignore_errors=True)
