@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.quality import count_frames, list_clips, read_frames, read_names_file, target_indices  # noqa: E402
+from bench.quality import count_frames, list_clips, make_shots, read_frames, read_names_file, target_indices  # noqa: E402
 from bench.quality_metrics import face_box, psnr, sharpness, ssim  # noqa: E402
 
 RULES = ("farthest-landmarks", "first", "even", "random")
@@ -56,7 +56,7 @@ def keep(rule: str, norm: np.ndarray, cap: int) -> np.ndarray:
 
 
 def run_clip(model, detector, clip: Path, candidates: int, targets: int, rules: tuple[str, ...]) -> dict | None:
-    from talkinghead.crop import crop_from_landmarks, to_normalised, warp_to_crop
+    from talkinghead.crop import crop_from_landmarks, to_normalised
     from talkinghead.references import landmark_distances
 
     n = count_frames(clip)
@@ -75,12 +75,8 @@ def run_clip(model, detector, clip: Path, candidates: int, targets: int, rules: 
         return None
     res = model.resolution
     cnorm = np.stack([to_normalised(found[i], crop_from_landmarks(found[i], model.package.crop_config)) for i in cand])
-    reals, tnorm = [], []
-    for i in tgt:
-        c = crop_from_landmarks(found[i], model.package.crop_config)
-        reals.append(warp_to_crop(frames[i], c, res))
-        tnorm.append(to_normalised(found[i], c))
-    tnorm = np.stack(tnorm).astype(np.float32)
+    targets = make_shots(tgt, [frames[i] for i in tgt], [found[i] for i in tgt], model.package.crop_config, res)
+    reals, tnorm = targets.crops, targets.norm
     out: dict[str, dict] = {}
     for rule in rules:
         kept = keep(rule, cnorm, model.package.references.cap)
