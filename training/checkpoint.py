@@ -151,7 +151,7 @@ def load_checkpoint(path: Path, config: Config | None = None, *,
     path = Path(path)
     meta = read_metadata(path)
     try:
-        saved = config_from_dict(json.loads(meta["config"]))
+        saved = config_from_dict(_first_design_defaults(json.loads(meta["config"])))
     except (ConfigError, KeyError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: its config is unreadable: {exc}") from exc
     if config is not None and config.net != saved.net:
@@ -177,6 +177,15 @@ def load_checkpoint(path: Path, config: Config | None = None, *,
     if "personal.psi" in tensors:
         models.psi = tensors["personal.psi"].float()
     return models, state
+
+
+def _first_design_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """A warp checkpoint written before ``warp.synth_residual`` existed used absolute synthesis;
+    missing keys would otherwise take the preset's (residual) value and change what it renders."""
+    warp = config.get("net", {}).get("warp")
+    if isinstance(warp, dict) and "synth_residual" not in warp:
+        warp["synth_residual"] = False
+    return config
 
 
 def _load_module(path: Path, module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str) -> None:

@@ -55,7 +55,10 @@ class WarpConfig:
     blend_top: int = 2  # shots warped at full resolution per frame: the nearest by landmark distance
     tau_init: float = 0.002  # blend temperature of the landmark distance: small, the nearest shot wins
     max_correction: float = 0.05  # bound of the learned flow correction (crop units; 0.05 = 6.4 px at 256)
-    mask_bias: float = 6.0  # occlusion mask logit at init: sigmoid(6) = 0.998, the warp shows through
+    mask_bias: float = 6.0  # occlusion mask logit at init (6: sigmoid 0.998, the warp shows through)
+    # The synthesis branch paints the warp plus a correction (True) or an image of its own (False,
+    # the first design: its mask had to start near 1, where the sigmoid's slope, 0.0025, starved it).
+    synth_residual: bool = False
     reference_cap: int = 8  # shots an avatar keeps for the generator (the manifest states it)
 
     def validate(self) -> None:
@@ -269,6 +272,8 @@ def warp_config() -> Config:
     config.train.sample_every = 100
     config.train.checkpoint_every = 100
     config.loss.w_gradient = 10.0
+    config.net.warp.synth_residual = True  # synth = warp + correction: untrained, still the warp at any mask
+    config.net.warp.mask_bias = 0.0  # so the mask starts where the sigmoid has slope (0.25)
     return config
 
 
@@ -278,7 +283,7 @@ def tiny_warp_config() -> Config:
     config.size = "tiny-warp"
     config.net.family = "warp"
     config.net.warp = WarpConfig(prior_grid=16, net_grid=16, synth_grid=32, flow_width=4, synth_width=4,
-                                 reference_cap=4)
+                                 reference_cap=4, synth_residual=True, mask_bias=0.0)
     return config
 
 

@@ -1,8 +1,8 @@
 """The warp family's generator before training is the classical warp of the nearest shot (issue 17).
 
 Properties that hold for any weights the initialisation can draw: the learned flow correction and
-confidence start at zero and the occlusion mask at sigmoid(6), so training can only add to the
-piecewise-affine warp. Checked on the tiny-warp preset (64 px), on the crop's interior (the prior
+confidence start at zero and the synthesis branch paints the warp plus a zero correction (residual
+synthesis; the mask starts at 0.5), so training can only add to the piecewise-affine warp. Checked on the tiny-warp preset (64 px), on the crop's interior (the prior
 field is bilinearly upsampled, which clamps at the image edge).
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from training.networks.warp_generator import STAGES, WarpGenerator
 
 from .synthetic import template_landmarks
 
-MASK_LEAK = 1.0 - float(torch.sigmoid(torch.tensor(6.0)))  # 0.0025: the synthesis branch's share at init
+MASK_LEAK = 1e-6  # residual synthesis: the painter's correction is exactly zero at init
 
 
 def _generator(seed: int = 0) -> WarpGenerator:
@@ -123,3 +123,37 @@ def test_warp_finetuning_adapts_to_the_shots_and_keeps_the_family(synthetic) -> 
     assert last < first
     assert all(torch.equal(before[k], v) for k, v in models.generator.state_dict().items())
     assert any(not torch.equal(before[k], v) for k, v in tuned.generator.state_dict().items())
+
+
+def test_converting_the_first_design_to_residual_synthesis_keeps_the_frame_and_feeds_the_painter() -> None:
+    """training.warp_residual: a first-design model (absolute synthesis, mask logit 6) converted to
+    residual synthesis renders its warp (what the old one showed, up to its mask's leak), with the
+    mask at 0.5 and a painter whose gradient is no longer damped by the sigmoid's slope at 6."""
+    from training.checkpoint import build_models
+    from training.warp_residual import to_residual
+
+    config = tiny_warp_config()
+    config.net.warp.synth_residual, config.net.warp.mask_bias = False, 6.0
+    torch.manual_seed(0)
+    models = build_models(config.validate(), 1)
+    g = models.generator
+    r = g.resolution
+    base = torch.from_numpy(template_landmarks())
+    lms = torch.stack([base, base * 1.05 - torch.tensor([0.0, 0.02])])[None]
+    shots, identity = _shots(r, 2)[None], torch.randn(1, g.synthesiser.film.in_features)
+    target = _shots(r, 1, seed=7)
+
+    def painter_grad() -> tuple[dict[str, torch.Tensor], float]:
+        g.zero_grad(set_to_none=True)
+        out = g.render(base[None] * 1.02, identity, shots, lms)
+        (out["image"] - target).abs().mean().backward()
+        return {k: v.detach() for k, v in out.items()}, float(g.synthesiser.out.weight.grad[:3].abs().sum())
+
+    old, old_grad = painter_grad()
+    to_residual(models, 0.0)
+    new, new_grad = painter_grad()
+    assert models.config.net.warp.synth_residual and g.config.synth_residual
+    assert float((new["image"] - new["warped"]).abs().max()) < 1e-6
+    assert float((new["image"] - old["image"]).abs().max()) <= 1.0 - float(torch.sigmoid(torch.tensor(6.0))) + 1e-4
+    assert abs(float(new["mask"].mean()) - 0.5) < 1e-6
+    assert new_grad > 50 * old_grad > 0

@@ -11,7 +11,9 @@ Per frame, from the target's 68 landmarks and K reference shots (crops + their l
 4. Blending: softmax over the shots of ``-mean landmark distance / tau + confidence``, per pixel
    (tau starts small: the nearest shot wins).
 5. ``Synthesiser``: a small U-Net conditioned on the identity (FiLM) paints the image and an
-   occlusion mask m (starts at ~1: the warp shows through): ``out = m * warped + (1 - m) * synth``.
+   occlusion mask m: ``out = m * warped + (1 - m) * synth``. With ``synth_residual`` the painted
+   image is the warp plus a correction (zero at init), so the mask can start at 0.5, where it and
+   the painter get gradient; otherwise (the first design) the mask starts at ~1 to show the warp.
 
 Untrained, the module therefore renders the classical piecewise-affine warp of the nearest shot;
 training can only add. ``stages`` switches the learned parts off for the ablation table.
@@ -124,7 +126,8 @@ class FlowRefiner(nn.Module):
 
 
 class Synthesiser(nn.Module):
-    """[blended warp (3), target raster, warp spread (1)] + identity -> (image (3) in [-1,1], mask logit (1))."""
+    """[blended warp (3), target raster, warp spread (1)] + identity -> (image or correction (3) in [-1,1],
+    mask logit (1))."""
 
     def __init__(self, cin: int, width: int, identity_dim: int, mask_bias: float) -> None:
         super().__init__()
@@ -218,6 +221,8 @@ class WarpGenerator(nn.Module):
             synth, mask_logit = self.synthesiser(x, identity)
             mask = torch.sigmoid(_up(mask_logit, r))
             synth = _up(synth, r)
+            if wc.synth_residual:  # the painter's output is a correction of the warp
+                synth = (warped + synth).clamp(-1.0, 1.0)
             out.update(synth=synth, mask=mask, image=mask * warped + (1 - mask) * synth)
         return out
 
