@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from .crop import Crop
 from .errors import InputError, OutputExistsError, TalkingHeadError
+from .limits import MAX_AVATAR_BYTES, MAX_AVATAR_EXPANDED_BYTES
 
 AVATAR_FORMAT = "talkinghead-avatar/2"
 READABLE_FORMATS = ("talkinghead-avatar/1", AVATAR_FORMAT)
@@ -91,8 +93,12 @@ class Avatar:
             arrays["ref_images"] = np.ascontiguousarray(self.ref_images, dtype=np.uint8)
             arrays["ref_landmarks"] = self.ref_landmarks.astype(np.float32)
         tmp = path.with_name(f".{path.name}.part.npz")
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
+        try:
+            np.savez_compressed(tmp, **arrays)
+            os.replace(tmp, path)
+        except BaseException:  # a full disk, Ctrl-C, SIGTERM: no partial file is left behind
+            tmp.unlink(missing_ok=True)
+            raise
         return path
 
     @classmethod
@@ -100,32 +106,52 @@ class Avatar:
         path = Path(path)
         if not path.is_file():
             raise AvatarFileError(f"avatar file not found: {path}")
+        _check_archive(path)
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(bytes(data["meta"]).decode())
                 arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
             raise AvatarFileError(f"{path} is not a talkinghead avatar file: {exc}") from exc
+        if not isinstance(meta, dict):
+            raise AvatarFileError(f"{path}: its meta is not a JSON object")
         if meta.get("format") not in READABLE_FORMATS:
             raise AvatarFileError(f"{path}: unknown avatar format {meta.get('format')!r} "
                                   f"(this talkinghead reads {', '.join(READABLE_FORMATS)})")
-        avatar = cls(identity=arrays["identity"], landmarks=arrays["landmarks"], model=meta["model"],
-                     embedding_dim=int(meta["embedding_dim"]), shots=int(meta.get("shots", 1)),
-                     image=arrays.get("image"),
-                     crop=Crop(*(float(v) for v in arrays["crop"])) if "crop" in arrays else None,
-                     ref_images=arrays.get("ref_images"), ref_landmarks=arrays.get("ref_landmarks"))
         try:
+            if "crop" in arrays and arrays["crop"].shape != (3,):
+                raise InputError(f"crop must be 3 numbers, got shape {list(arrays['crop'].shape)}")
+            if not isinstance(meta.get("model"), str):
+                raise InputError("meta.model must be a string")
+            avatar = cls(identity=arrays["identity"], landmarks=arrays["landmarks"], model=meta["model"],
+                         embedding_dim=int(meta["embedding_dim"]), shots=int(meta.get("shots", 1)),
+                         image=arrays.get("image"),
+                         crop=Crop(*(float(v) for v in arrays["crop"])) if "crop" in arrays else None,
+                         ref_images=arrays.get("ref_images"), ref_landmarks=arrays.get("ref_landmarks"))
             avatar.check()
-        except InputError as exc:
-            raise AvatarFileError(f"{path}: {exc}") from exc
+        except (InputError, KeyError, TypeError, ValueError) as exc:
+            raise AvatarFileError(f"{path}: {exc if isinstance(exc, InputError) else f'missing or wrong field {exc}'}") from exc
         return avatar
 
     def check(self) -> None:
-        """Shapes and finiteness; raises InputError."""
-        if self.landmarks.shape != (68, 2) or not np.isfinite(self.landmarks).all():
-            raise InputError("avatar landmarks must be finite float32 [68, 2]")
-        if self.identity.ndim != 1 or not np.isfinite(self.identity).all():
-            raise InputError("avatar identity must be a finite float32 vector")
+        """Types, shapes, finiteness (as float32) and ranges of every array, however the avatar was
+        made (loaded, or built by hand); raises InputError naming the first problem."""
+        for name in ("identity", "landmarks"):
+            value = getattr(self, name)
+            if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu":
+                raise InputError(f"avatar {name} must be a numeric numpy array, got {type(value).__name__}")
+        if self.landmarks.shape != (68, 2) or not _finite32(self.landmarks) or np.abs(self.landmarks).max() > 4:
+            raise InputError("avatar landmarks must be finite crop-normalised float32 [68, 2] (within +-4)")
+        if self.identity.ndim != 1 or not _finite32(self.identity):
+            raise InputError("avatar identity must be a vector finite in float32 (no NaN, inf or |x| > 3.4e38)")
+        if self.image is not None:
+            img = self.image
+            if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3 \
+                    or min(img.shape[:2]) < 1:
+                raise InputError("avatar image must be uint8 [H, W, 3]")
+        if self.crop is not None and not (all(np.isfinite([self.crop.cx, self.crop.cy, self.crop.size]))
+                                          and self.crop.size > 0):
+            raise InputError(f"avatar crop must be finite with a positive size, got {self.crop}")
         if (self.ref_images is None) != (self.ref_landmarks is None):
             raise InputError("avatar reference shots need both ref_images and ref_landmarks")
         if self.has_references:
@@ -134,5 +160,48 @@ class Avatar:
                 raise InputError(f"avatar ref_images must be uint8 [K, S, S, 3], got {imgs.dtype} {list(imgs.shape)}")
             if not 1 <= imgs.shape[0] <= MAX_REFERENCES:
                 raise InputError(f"an avatar keeps 1 to {MAX_REFERENCES} reference shots, got {imgs.shape[0]}")
-            if lms.shape != (imgs.shape[0], 68, 2) or not np.isfinite(lms).all():
+            if lms.shape != (imgs.shape[0], 68, 2) or not _finite32(lms) or np.abs(lms).max() > 4:
                 raise InputError(f"avatar ref_landmarks must be finite [{imgs.shape[0]}, 68, 2], got {list(lms.shape)}")
+
+
+#: the arrays an avatar file may hold (each an .npy member of the .npz)
+MEMBERS = ("identity", "landmarks", "meta", "image", "crop", "ref_images", "ref_landmarks")
+
+
+def _check_archive(path: Path) -> None:
+    """Bound an avatar file before anything in it is expanded: its size, its members (only the
+    known arrays) and their expanded sizes (a few kB of zip can claim gigabytes)."""
+    size = path.stat().st_size
+    if size > MAX_AVATAR_BYTES:
+        raise AvatarFileError(f"{path}: {size / 2**20:.0f} MiB is larger than an avatar file may be "
+                              f"({MAX_AVATAR_BYTES >> 20} MiB)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+            unknown = [i.filename for i in infos if i.filename.removesuffix(".npy") not in MEMBERS]
+            if unknown:
+                raise AvatarFileError(f"{path}: unknown members {unknown[:3]} (an avatar holds {', '.join(MEMBERS)})")
+            expanded = sum(i.file_size for i in infos)
+            if expanded > MAX_AVATAR_EXPANDED_BYTES:
+                raise AvatarFileError(f"{path}: its arrays would expand to {expanded / 2**20:.0f} MiB "
+                                      f"(at most {MAX_AVATAR_EXPANDED_BYTES >> 20} MiB)")
+            for info in infos:  # numpy allocates what an array's header declares before reading it
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read_header(member, max_header_size=10000)
+                    declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+                    if dtype.hasobject or declared > info.file_size:
+                        raise AvatarFileError(f"{path}: member {info.filename} declares {list(shape)} {dtype} "
+                                              f"({declared} bytes) in {info.file_size} bytes")
+    except AvatarFileError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise AvatarFileError(f"{path} is not a talkinghead avatar file (not an .npz archive of arrays: {exc})") from exc
+
+
+def _finite32(values: np.ndarray) -> bool:
+    """Every value finite once stored as float32 (1e300 is finite in float64 and inf in float32)."""
+    with np.errstate(over="ignore"):
+        return bool(np.isfinite(values.astype(np.float32)).all())

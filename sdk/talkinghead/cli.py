@@ -1,7 +1,7 @@
 """The `talkinghead` command: animate, demo, embed, live, serve, verify, info.
 
 Exit codes: 0 success, 2 a problem with the user's input (one line on stderr), 1 an internal
-failure. ``--verbose`` shows tracebacks and debug logs; ``--quiet`` hides progress.
+failure, 130 / 143 after Ctrl-C / SIGTERM (an output being written is removed, never left partial). ``--verbose`` shows tracebacks and debug logs; ``--quiet`` hides progress.
 
 Before any work: numeric options are range-checked (:data:`LIMITS`; ``--threads`` above the CPU
 count is lowered to it with a warning), and an output that is one of the command's inputs (the
@@ -14,7 +14,9 @@ import argparse
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -25,6 +27,16 @@ log = logging.getLogger("talkinghead")
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USER = 0, 1, 2
 EXIT_NOT_FOUND = 3  # `verify`: a file without the watermark
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: raised in the main thread so that every ``with`` block unwinds (a video
+    being written removes its temporary file) before the command exits with 143."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
 
 #: option -> (lowest, highest, lowest allowed itself): the accepted range of each numeric option.
 LIMITS: dict[str, tuple[float, float, bool]] = {
@@ -407,9 +419,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else (logging.ERROR if args.quiet else logging.WARNING),
                         format="%(levelname)s: %(message)s")
+    in_main = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
     try:
         check_numbers(args)
         return args.func(args)
+    except Terminated:
+        print("terminated; nothing was written", file=sys.stderr)
+        return EXIT_TERMINATED
     except TalkingHeadError as exc:
         if args.verbose:
             traceback.print_exc()
@@ -423,6 +440,9 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"internal error: {type(exc).__name__}: {exc} (run with --verbose for details)", file=sys.stderr)
         return EXIT_INTERNAL
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

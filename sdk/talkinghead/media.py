@@ -2,14 +2,13 @@
 image bytes, and read an image or clip's size from its header before decoding it."""
 from __future__ import annotations
 
-import io
 import os
 from fractions import Fraction
 
 import numpy as np
 
 from .errors import ImageReadError
-from .images import decode_first_picture
+from .images import decode_image_bytes
 
 
 def encode_image(rgb: np.ndarray, codec: str = "png", quality: int = 4) -> bytes:
@@ -34,9 +33,9 @@ def encode_image(rgb: np.ndarray, codec: str = "png", quality: int = 4) -> bytes
 
 
 def decode_image(data: bytes, name: str = "image") -> np.ndarray:
-    """Image file bytes (JPEG, PNG, WebP, BMP) -> RGB uint8 [H, W, 3]; ImageReadError when they
-    are not a whole, decodable picture (talkinghead.images.decode_first_picture)."""
-    return decode_first_picture(io.BytesIO(data), name)
+    """Image file bytes (JPEG, PNG, WebP, BMP, GIF, TIFF) -> RGB uint8 [H, W, 3]; ImageReadError when
+    they are not a whole, decodable picture (talkinghead.images.decode_image_bytes)."""
+    return decode_image_bytes(data, name)
 
 
 def picture_size(path: str | os.PathLike) -> tuple[int, int]:

@@ -21,7 +21,8 @@ from .controls import Controls
 from .crop import Crop, crop_from_landmarks, crops_from_landmarks, to_normalised, warp_to_crop
 from .errors import InputError, ModelPackageError
 from .images import as_rgb_array, read_image
-from .motion import MotionTransfer, check_landmarks
+from .limits import MAX_BATCH, MAX_RENDER_FRAMES, RENDER_CHUNK
+from .motion import MotionTransfer, check_face_in_crop, check_landmarks
 from .package import ModelPackage
 from .pasteback import paste_back
 from .references import select_references
@@ -185,8 +186,14 @@ class TalkingHeadModel:
 
     # -- rendering ----------------------------------------------------------------------------
     def _check_avatar(self, avatar: Avatar) -> None:
+        """The avatar is whole (finite arrays of the right shapes, however it was made) and was made
+        by this model: an identity from another embedder renders someone else."""
         if not isinstance(avatar, Avatar):
             raise InputError(f"expected an Avatar, got {type(avatar).__name__}")
+        avatar.check()
+        if avatar.model != self.name:
+            raise InputError(f"this avatar was made by model {avatar.model!r}; this is model {self.name!r}: "
+                             "create the avatar again with this model (model.create_avatar / talkinghead embed)")
         if not self.personalised and avatar.identity.shape != (self.package.embedding_dim,):
             raise InputError(f"avatar identity has {avatar.identity.shape[0]} dims; model {self.name} "
                              f"needs {self.package.embedding_dim} (made by another model?)")
@@ -211,6 +218,9 @@ class TalkingHeadModel:
         lm = check_landmarks(landmarks)
         single = lm.ndim == 2
         batch = lm[None] if single else lm
+        if not 1 <= batch.shape[0] <= MAX_RENDER_FRAMES:
+            raise InputError(f"render takes 1 to {MAX_RENDER_FRAMES} frames of landmarks per call, got "
+                             f"{batch.shape[0]}; call it in chunks (or use animate, which streams)")
         if coords == "pixels":
             crops = crops_from_landmarks(batch, self.package.crop_config)
             batch = to_normalised(batch, crops)
@@ -220,8 +230,14 @@ class TalkingHeadModel:
         return out[0] if single else out
 
     def _render_crops(self, avatar: Avatar, norm: np.ndarray) -> np.ndarray:
-        """Unmarked uint8 crops [B, R, R, 3] (callers that paste them mark the final frame)."""
-        return from_model_output(self._generate(avatar, norm.astype(np.float32)))
+        """Unmarked uint8 crops [B, R, R, 3] (callers that paste them mark the final frame), the
+        generator run ``RENDER_CHUNK`` frames at a time so that its working memory stays bounded."""
+        norm = check_face_in_crop(norm.astype(np.float32, copy=False))
+        r = self.resolution
+        out = np.empty((norm.shape[0], r, r, 3), np.uint8)
+        for start in range(0, norm.shape[0], RENDER_CHUNK):
+            out[start:start + RENDER_CHUNK] = from_model_output(self._generate(avatar, norm[start:start + RENDER_CHUNK]))
+        return out
 
     def _mark(self, frames: np.ndarray) -> np.ndarray:
         """``frames`` [..., H, W, 3] with this model's watermark (unchanged when it is off)."""
@@ -274,8 +290,8 @@ class TalkingHeadModel:
             raise InputError(f"output must be 'crop' or 'paste', got {output!r}")
         if output == "paste" and not avatar.can_paste:
             raise InputError("this avatar has no source image to paste into; use output='crop'")
-        if batch_size < 1:
-            raise InputError("batch_size must be >= 1")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH:
+            raise InputError(f"batch_size must be an integer in 1..{MAX_BATCH}, got {batch_size!r}")
         if fps is not None and not (math.isfinite(fps) and 0 < fps <= 1000):
             raise InputError(f"fps must be in (0, 1000], got {fps}")
         transfer = MotionTransfer(avatar.landmarks, mode, self.package.crop_config)

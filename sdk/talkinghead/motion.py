@@ -14,12 +14,14 @@ import numpy as np
 
 from .crop import Crop, CropConfig, crop_from_landmarks, to_normalised
 from .errors import InputError
+from .limits import MAX_NORMALISED, MAX_PIXEL_COORD, MIN_FACE_SIZE
 
 Mode = Literal["relative", "absolute"]
 
 
 def check_landmarks(points: object, name: str = "landmarks", batched: bool | None = None) -> np.ndarray:
-    """float32 [68, 2] or [B, 68, 2], finite; InputError naming the problem otherwise."""
+    """float32 [68, 2] or [B, 68, 2], finite as float32 and within +-``MAX_PIXEL_COORD``;
+    InputError naming the problem (and the first bad frame and point) otherwise."""
     arr = np.asarray(points)
     if arr.dtype.kind not in "fiu":
         raise InputError(f"{name} must be numeric, got dtype {arr.dtype}")
@@ -30,7 +32,32 @@ def check_landmarks(points: object, name: str = "landmarks", batched: bool | Non
     if not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr.reshape(-1, 68, 2)).all(axis=-1))
         raise InputError(f"{name} contain NaN or infinite values (first at frame {bad[0][0]}, point {bad[0][1]})")
+    big = np.abs(arr.reshape(-1, 68, 2)) > MAX_PIXEL_COORD  # also what would overflow float32
+    if big.any():
+        f, i, _ = np.argwhere(big)[0]
+        x, y = (float(v) for v in arr.reshape(-1, 68, 2)[f, i])
+        raise InputError(f"{name} hold a coordinate beyond +-{MAX_PIXEL_COORD:g} (frame {f}, point {i}: "
+                         f"({x:g}, {y:g})); "
+                         "landmarks are pixels of a frame or crop-normalised values near [-1, 1]")
     return arr.astype(np.float32, copy=False)
+
+
+def check_face_in_crop(norm: np.ndarray, name: str = "landmarks") -> np.ndarray:
+    """Crop-normalised landmarks [B, 68, 2] as the generator takes them: every point within
+    +-``MAX_NORMALISED`` and every face larger than ``MIN_FACE_SIZE`` (else the frame would render
+    without a face); InputError naming the first bad frame otherwise."""
+    reach = np.abs(norm).reshape(norm.shape[0], -1).max(axis=1)
+    size = (norm.max(axis=1) - norm.min(axis=1)).max(axis=1)
+    far = np.flatnonzero(reach > MAX_NORMALISED)
+    if far.size:
+        raise InputError(f"{name} of frame {far[0]} put the face {reach[far[0]]:.3g} crop half-widths from the "
+                         f"crop's centre (at most {MAX_NORMALISED:g}): the face would be off the picture. "
+                         "Pixel landmarks passed as coords='normalised', or a tracker glitch?")
+    tiny = np.flatnonzero(size < MIN_FACE_SIZE)
+    if tiny.size:
+        raise InputError(f"{name} of frame {tiny[0]} are degenerate (the face spans {size[tiny[0]]:.3g} of the "
+                         "crop: its points coincide)")
+    return norm
 
 
 def face_size(points: np.ndarray) -> float:

@@ -10,6 +10,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .errors import InputError, ModelPackageError
+from .limits import clamp_threads
 from .providers import ProvidersArg, check_running, resolve_providers
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # recent ORT builds write under $HOME otherwise
@@ -28,7 +29,8 @@ class SessionConfig:
 
     Attributes:
         providers: "auto", a short name ("cpu", "cuda") or a list in priority order.
-        intra_op_threads: threads per operator (0: onnxruntime's default, all cores).
+        intra_op_threads: threads per operator (0: onnxruntime's default, all cores; more than the
+            CPU count is lowered to it, with a RuntimeWarning).
         inter_op_threads: threads across operators (0: default).
         graph_optimization: "disable" | "basic" | "extended" | "all".
         variant: which generator file to run: "fp32" (reference), "int8" (CPU) or "fp16" (GPU);
@@ -51,8 +53,8 @@ class SessionConfig:
         if self.graph_optimization not in _OPT_LEVELS:
             raise InputError(f"graph_optimization must be one of {sorted(_OPT_LEVELS)}, "
                              f"got {self.graph_optimization!r}")
-        if self.intra_op_threads < 0 or self.inter_op_threads < 0:
-            raise InputError("thread counts must be >= 0")
+        self.intra_op_threads = clamp_threads(self.intra_op_threads, "intra_op_threads")
+        self.inter_op_threads = clamp_threads(self.inter_op_threads, "inter_op_threads")
         if self.variant not in ("auto", "fp32", "int8", "fp16"):
             raise InputError(f"variant must be auto, fp32, int8 or fp16, got {self.variant!r}")
         return self

@@ -23,6 +23,8 @@ from typing import Iterator
 import numpy as np
 
 from .errors import InputError, OutputExistsError, VideoError
+from .filetypes import check_named_type, family, sniff
+from .limits import MAX_VIDEO_PIXELS
 
 __all__ = ["VideoInfo", "probe", "iter_frames", "VideoWriter"]
 
@@ -55,11 +57,20 @@ class VideoInfo:
 
 
 def _open_input(path: Path, need_video: bool = True):
+    """Open a clip after checking what it is: a still image is refused whatever its name (FFmpeg
+    would play it as a one-frame video), and so is a frame larger than ``MAX_VIDEO_PIXELS``."""
     av = _av()
     if not path.exists():
         raise VideoError(f"{path}: no such file")
     if not path.is_file():
         raise VideoError(f"{path}: not a file")
+    with open(path, "rb") as f:
+        kind = sniff(f.read(64))
+    error, warning = check_named_type(path, kind)
+    if error or family(kind) == "image":
+        raise VideoError(f"{path}: {error or f'a still image ({kind.upper()}), not a video'}")
+    if warning:
+        log.warning("%s: %s", path, warning)
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError, ValueError) as exc:
@@ -67,6 +78,12 @@ def _open_input(path: Path, need_video: bool = True):
     if need_video and not container.streams.video:
         container.close()
         raise VideoError(f"{path}: has no video stream")
+    if container.streams.video:
+        ctx = container.streams.video[0].codec_context
+        if ctx.width * ctx.height > MAX_VIDEO_PIXELS:
+            container.close()
+            raise VideoError(f"{path}: {ctx.width}x{ctx.height} frames are larger than a video frame may be "
+                             f"({MAX_VIDEO_PIXELS / 1e6:.1f} MP, 8K UHD); scale it down")
     return container
 
 

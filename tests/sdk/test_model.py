@@ -97,9 +97,12 @@ def test_bad_inputs_get_clear_errors(tiny_model, face_photo: Path, shared_data: 
         tiny_model.render(avatar, bad)
     with pytest.raises(InputError, match=r"\[68, 2\]"):
         tiny_model.render(avatar, np.zeros((5, 2), np.float32))
-    wrong = Avatar(identity=np.zeros(7, np.float32), landmarks=avatar.landmarks, model="x", embedding_dim=7)
+    wrong = Avatar(identity=np.zeros(7, np.float32), landmarks=avatar.landmarks, model=tiny_model.name, embedding_dim=7)
     with pytest.raises(InputError, match="7 dims"):
         tiny_model.render(wrong, avatar.landmarks)
+    other = Avatar(identity=avatar.identity, landmarks=avatar.landmarks, model="x", embedding_dim=avatar.embedding_dim)
+    with pytest.raises(InputError, match="made by model 'x'"):
+        tiny_model.render(other, avatar.landmarks)
 
 
 def test_relative_mode_keeps_the_source_face_shape(tiny_model, face_photo: Path, short_clip: Path) -> None:
@@ -181,7 +184,9 @@ def test_personalised_package_needs_no_shots(tmp_path: Path) -> None:
     from .conftest import export_tiny_package
 
     pkg = export_tiny_package(tmp_path / "personal", personalised=True)
-    add_to_package(pkg, np.zeros(0, np.float32), np.full((68, 2), 0.1, np.float32))
+    angle = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+    face = (0.5 * np.stack([np.cos(angle), np.sin(angle)], 1)).astype(np.float32)  # any non-degenerate face
+    add_to_package(pkg, np.zeros(0, np.float32), face)
     model = talkinghead.load_model(pkg, providers="cpu")
     assert model.personalised and not model.package.has_graph("embedder")
     avatar = model.create_avatar()  # no shots: the package's own person

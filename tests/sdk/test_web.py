@@ -100,7 +100,7 @@ def test_a_driving_clip_is_animated_with_its_audio(client, face_photo: Path, aac
 
 
 @pytest.mark.parametrize("files,status,message", [
-    ([("files", ("a.jpg", b"GIF89a not a jpeg at all", "image/jpeg"))], 415, "not a supported file"),
+    ([("files", ("a.jpg", b"%PDF-1.4 not an image at all", "image/jpeg"))], 415, "not a supported file"),
     ([("files", ("a.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "image/png"))], 400, "not a readable image"),
     ([("files", ("big.jpg", b"\xff\xd8\xff" + b"\x00" * (3 * 2**20 + 10), "image/jpeg"))], 413, "MiB limit"),
 ])

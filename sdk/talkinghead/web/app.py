@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import ImageReadError, InputError, MissingDependencyError, NoFaceError, TalkingHeadError, VideoError
-from .sniff import IMAGE_TYPES, VIDEO_TYPES, sniff
+from ..filetypes import IMAGE_TYPES, VIDEO_TYPES, sniff
 from .store import AvatarEntry, Job, Limits, LimitError, NotFound, QueueFullError, Store, preview_png
 
 try:
