@@ -270,6 +270,7 @@ int main(int argc, char **argv) {
         views[i].width = images[i].width;
         views[i].height = images[i].height;
         views[i].stride = images[i].width * 3;
+        views[i].size = (size_t)images[i].width * images[i].height * 3;
     }
     if (th_avatar_create(model, views, shot_points, shots, &avatar) != TH_OK) {
         fprintf(stderr, "cannot make the avatar: %s\n", th_last_error());

@@ -10,7 +10,7 @@
  *       fprintf(stderr, "%s\n", th_last_error());  // what failed and what to do
  *       return 1;
  *   }
- *   th_image shots[1] = {{rgb, width, height, width * 3}};
+ *   th_image shots[1] = {{rgb, width, height, width * 3, (size_t)width * height * 3}};
  *   th_avatar *avatar = NULL;
  *   th_avatar_create(model, shots, landmarks_px, 1, &avatar);     // 68 (x, y) pixels per shot
  *   th_model_info info; th_model_info_init(&info); th_model_get_info(model, &info);
@@ -30,6 +30,14 @@
  *   RGB8, row-major, 3 bytes per pixel, `stride` bytes between rows (>= 3 * width). Rendered
  *   frames are tightly packed RGB8 crops of resolution x resolution pixels, one after the other.
  *
+ * LIMITS (the Python SDK's talkinghead.limits; each is an error naming the value, never a clamp,
+ * except thread counts)
+ *   Landmarks: finite, |x|, |y| <= 1e6. The crop-normalised face each frame renders from (after
+ *   the crop rule or relative motion): every point within +-4 crop half-widths and a face larger
+ *   than 1e-3 of the crop. th_render: 1..4096 frames per call (run 8 at a time inside). Shots:
+ *   1..32, each at most 64 MP. intra_op_threads / inter_op_threads above the machine's cores are
+ *   lowered to them, with a warning on the log.
+ *
  * ERRORS
  *   Every fallible call returns a th_status; TH_OK is 0. On failure th_last_error() returns a
  *   message for the calling thread (valid until that thread's next call into the library). The
@@ -37,7 +45,11 @@
  *
  * OWNERSHIP
  *   Every handle made by a *_create / *_load call is released by its *_destroy call; destroy
- *   accepts NULL; on failure the out-handle is set to NULL. An avatar holds only its own data (no
+ *   accepts NULL; on failure the out-handle is set to NULL. The library keeps a table of its live
+ *   handles: a handle passed after its destroy (or one it never made) gets
+ *   TH_ERROR_INVALID_ARGUMENT ("not a live ... handle"), and a second destroy is ignored with a
+ *   warning on the log, as long as the address has not been reused by a new handle since. A stream
+ *   whose model or avatar was destroyed refuses th_stream_push the same way. An avatar holds only its own data (no
  *   pointer into its model), so avatars and models may be destroyed in any order. Input buffers
  *   are read during the call only and never kept. Strings returned by the library are owned by
  *   it: th_model_info's strings live as long as the model.
@@ -79,8 +91,9 @@
 extern "C" {
 #endif
 
-/** Version of this ABI. Bumped on any incompatible change; structs only grow at the end. */
-#define TH_ABI_VERSION 1
+/** Version of this ABI. Bumped on any incompatible change; structs only grow at the end.
+ *  2: th_image carries `size` (the bytes readable from `data`); handles are checked (below). */
+#define TH_ABI_VERSION 2
 
 /** Number of landmarks per face (iBUG 68). */
 #define TH_NUM_LANDMARKS 68
@@ -121,12 +134,14 @@ typedef struct th_model th_model;   /**< a loaded model package (sessions, manif
 typedef struct th_avatar th_avatar; /**< an identity: vector + source landmarks */
 typedef struct th_stream th_stream; /**< live state of one avatar: motion reference, smoothing, controls */
 
-/** An RGB8 image the caller owns. */
+/** An RGB8 image the caller owns (at most 64 MP). */
 typedef struct th_image {
     const uint8_t *data;
     int32_t width;
     int32_t height;
     int32_t stride; /**< bytes between the starts of two rows; >= 3 * width */
+    size_t size;    /**< bytes readable from `data`: >= stride * (height - 1) + 3 * width, else
+                         TH_ERROR_SIZE_MISMATCH (the library never reads past it) */
 } th_image;
 
 /** Options of th_model_load. Zero-initialise, or call th_model_config_init. */

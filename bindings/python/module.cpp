@@ -54,8 +54,10 @@ th::ImageView image_arg(const py::handle& obj, const std::string& name, std::vec
     a = U8(py::module_::import("numpy").attr("ascontiguousarray")(a));
   }
   keep.push_back(a);
+  // numpy guarantees the rows it describes: (H - 1) strides and one packed last row
+  const std::size_t readable = static_cast<std::size_t>(a.strides(0)) * (a.shape(0) - 1) + 3 * static_cast<std::size_t>(a.shape(1));
   return th::ImageView{a.data(), static_cast<int>(a.shape(1)), static_cast<int>(a.shape(0)),
-                       static_cast<int>(a.strides(0))};
+                       static_cast<int>(a.strides(0)), readable};
 }
 
 th::Crop crop_arg(const py::object& obj, const char* name) {
@@ -112,6 +114,15 @@ PYBIND11_MODULE(_native, m) {
             "as the pure-Python path. See docs/embedding.md.";
   m.attr("__version__") = TALKINGHEAD_VERSION;
   m.attr("MAX_SHOTS") = th::kMaxShots;
+  // input_limits.h, for the test that both languages hold the same bounds (talkinghead.limits)
+  py::dict limits;
+  limits["MAX_PIXEL_COORD"] = th::kMaxPixelCoord;
+  limits["MAX_NORMALISED"] = th::kMaxNormalised;
+  limits["MIN_FACE_SIZE"] = th::kMinFaceSize;
+  limits["MAX_RENDER_FRAMES"] = th::kMaxRenderFrames;
+  limits["RENDER_CHUNK"] = th::kRenderChunk;
+  limits["MAX_IMAGE_PIXELS"] = th::kMaxImagePixels;
+  m.attr("LIMITS") = limits;
 
   // Errors as talkinghead.errors types (one base class for the package).
   py::module_ errors = py::module_::import("talkinghead.errors");

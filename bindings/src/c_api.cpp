@@ -1,8 +1,10 @@
 // The C ABI (bindings/include/talkinghead.h) over the core. Every entry point catches everything:
 // no exception crosses the boundary; failures set the thread-local last error.
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <string>
+#include <unordered_set>
 
 #include "errors.h"
 #include "geometry.h"
@@ -22,6 +24,8 @@ struct th_avatar {
 
 struct th_stream {
   std::unique_ptr<th::Stream> core;
+  const th_model* model = nullptr;    // checked live at each push: the stream holds references
+  const th_avatar* avatar = nullptr;  // into both
 };
 
 namespace {
@@ -51,6 +55,62 @@ th_status guard(F&& body) {
 }
 
 [[noreturn]] void invalid(const std::string& message) { throw th::Error(th::Code::InvalidArgument, message); }
+
+// The live handles of one type. A handle passed after its destroy is refused instead of being
+// dereferenced; a second destroy is ignored. Never destroyed (no static destruction order issue).
+template <typename T>
+class Registry {
+ public:
+  explicit Registry(const char* type) : type_(type) {}
+  T* add(T* p) {
+    std::lock_guard<std::mutex> lock(mu_);
+    live_.insert(p);
+    return p;
+  }
+  bool remove(const T* p) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return live_.erase(p) > 0;
+  }
+  bool contains(const T* p) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return live_.count(p) > 0;
+  }
+  // `p`, checked non-NULL and live (`name` is the argument's name in the message).
+  const T& check(const T* p, const char* name) const {
+    if (!p) invalid(std::string(name) + " must not be NULL");
+    if (!contains(p)) {
+      invalid(std::string(name) + " is not a live " + type_ + " handle (destroyed already, or not made by this library)");
+    }
+    return *p;
+  }
+  // Destroy `p` if live; NULL is a no-op; anything else is logged and ignored.
+  void destroy(T* p) {
+    if (!p) return;
+    if (!remove(p)) {
+      th::log(th::LogLevel::Warning, std::string(type_) + "_destroy: not a live handle (destroyed twice?); ignored");
+      return;
+    }
+    delete p;
+  }
+
+ private:
+  const char* type_;
+  mutable std::mutex mu_;
+  std::unordered_set<const T*> live_;
+};
+
+Registry<th_model>& models() {
+  static auto* r = new Registry<th_model>("th_model");
+  return *r;
+}
+Registry<th_avatar>& avatars() {
+  static auto* r = new Registry<th_avatar>("th_avatar");
+  return *r;
+}
+Registry<th_stream>& streams() {
+  static auto* r = new Registry<th_stream>("th_stream");
+  return *r;
+}
 
 // Copy a caller's versioned struct: unknown (newer) fields are ignored, missing ones default.
 template <typename T>
@@ -140,11 +200,11 @@ th_status th_model_load(const char* package_dir, const th_model_config* config, 
     m->core = th::Model::load(package_dir, mc);
     const th::OrtInfo* ort = th::loaded_ort();
     m->ort_version = ort ? ort->version : "";
-    *out_model = m.release();
+    *out_model = models().add(m.release());
   });
 }
 
-void th_model_destroy(th_model* model) { delete model; }
+void th_model_destroy(th_model* model) { models().destroy(model); }
 
 void th_model_info_init(th_model_info* info) {
   if (!info) return;
@@ -154,7 +214,8 @@ void th_model_info_init(th_model_info* info) {
 
 th_status th_model_get_info(const th_model* model, th_model_info* info) {
   return guard([&] {
-    if (!model || !info) invalid("model and info must not be NULL");
+    models().check(model, "model");
+    if (!info) invalid("info must not be NULL");
     th_model_info out;
     th_model_info_init(&out);
     const th::Model& m = *model->core;
@@ -182,16 +243,18 @@ th_status th_avatar_create(th_model* model, const th_image* shots, const float* 
   return guard([&] {
     if (!out_avatar) invalid("out_avatar must not be NULL");
     *out_avatar = nullptr;
-    if (!model) invalid("model must not be NULL");
+    models().check(model, "model");
     if (!shots || !landmarks_px) invalid("shots and landmarks_px must not be NULL");
     if (count < 1 || count > TH_MAX_SHOTS) {
       invalid(std::to_string(count) + " shots given; an avatar needs 1 to " + std::to_string(TH_MAX_SHOTS));
     }
     th::ImageView views[TH_MAX_SHOTS];
-    for (int i = 0; i < count; ++i) views[i] = th::ImageView{shots[i].data, shots[i].width, shots[i].height, shots[i].stride};
+    for (int i = 0; i < count; ++i) {
+      views[i] = th::ImageView{shots[i].data, shots[i].width, shots[i].height, shots[i].stride, shots[i].size};
+    }
     std::unique_ptr<th_avatar> a(new th_avatar());
     a->core = model->core->create_avatar(views, landmarks_px, count);
-    *out_avatar = a.release();
+    *out_avatar = avatars().add(a.release());
   });
 }
 
@@ -200,18 +263,19 @@ th_status th_avatar_from_identity(const th_model* model, const float* identity, 
   return guard([&] {
     if (!out_avatar) invalid("out_avatar must not be NULL");
     *out_avatar = nullptr;
-    if (!model) invalid("model must not be NULL");
+    models().check(model, "model");
     std::unique_ptr<th_avatar> a(new th_avatar());
     a->core = model->core->avatar_from_identity(identity, dim, source_landmarks);
-    *out_avatar = a.release();
+    *out_avatar = avatars().add(a.release());
   });
 }
 
-void th_avatar_destroy(th_avatar* avatar) { delete avatar; }
+void th_avatar_destroy(th_avatar* avatar) { avatars().destroy(avatar); }
 
 th_status th_avatar_get_identity(const th_avatar* avatar, float* out, int32_t capacity) {
   return guard([&] {
-    if (!avatar || !out) invalid("avatar and out must not be NULL");
+    avatars().check(avatar, "avatar");
+    if (!out) invalid("out must not be NULL");
     const auto& id = avatar->core.identity;
     if (capacity < static_cast<int32_t>(id.size())) {
       throw th::Error(th::Code::SizeMismatch, "capacity " + std::to_string(capacity) + " < identity size " +
@@ -223,7 +287,8 @@ th_status th_avatar_get_identity(const th_avatar* avatar, float* out, int32_t ca
 
 th_status th_avatar_get_source_landmarks(const th_avatar* avatar, float* out) {
   return guard([&] {
-    if (!avatar || !out) invalid("avatar and out must not be NULL");
+    avatars().check(avatar, "avatar");
+    if (!out) invalid("out must not be NULL");
     if (!avatar->core.has_source) invalid("this avatar has no source landmarks");
     std::copy(avatar->core.source.begin(), avatar->core.source.end(), out);
   });
@@ -239,7 +304,8 @@ void th_render_options_init(th_render_options* options) {
 th_status th_render(th_model* model, const th_avatar* avatar, const float* landmarks, int32_t batch,
                     const th_render_options* options, uint8_t* out, size_t out_size) {
   return guard([&] {
-    if (!model) invalid("model must not be NULL");
+    models().check(model, "model");
+    if (avatar) avatars().check(avatar, "avatar");
     th_render_options o = read_struct(options, th_render_options_init);
     const int coords = enum_value(o.coords);
     if (coords != TH_COORDS_NORMALISED && coords != TH_COORDS_PIXELS) {
@@ -272,22 +338,25 @@ th_status th_stream_create(th_model* model, const th_avatar* avatar, const th_st
   return guard([&] {
     if (!out_stream) invalid("out_stream must not be NULL");
     *out_stream = nullptr;
-    if (!model) invalid("model must not be NULL");
+    models().check(model, "model");
+    if (avatar) avatars().check(avatar, "avatar");
     th_stream_options o = read_struct(options, th_stream_options_init);
     th::StreamOptions so;
     so.relative = o.absolute == 0;
     so.smoothing = o.no_smoothing == 0;
     std::unique_ptr<th_stream> s(new th_stream());
     s->core = std::make_unique<th::Stream>(*model->core, avatar ? &avatar->core : nullptr, so);
-    *out_stream = s.release();
+    s->model = model;
+    s->avatar = avatar;
+    *out_stream = streams().add(s.release());
   });
 }
 
-void th_stream_destroy(th_stream* stream) { delete stream; }
+void th_stream_destroy(th_stream* stream) { streams().destroy(stream); }
 
 th_status th_stream_set_controls(th_stream* stream, const th_controls* controls) {
   return guard([&] {
-    if (!stream) invalid("stream must not be NULL");
+    streams().check(stream, "stream");
     th_controls c = read_struct(controls, th_controls_init);
     th::Controls tc;
     tc.eye_open = c.eye_open;
@@ -304,7 +373,10 @@ th_status th_stream_set_controls(th_stream* stream, const th_controls* controls)
 th_status th_stream_push(th_stream* stream, const float* landmarks, th_coords coords, double timestamp, uint8_t* out,
                          size_t out_size) {
   return guard([&] {
-    if (!stream) invalid("stream must not be NULL");
+    streams().check(stream, "stream");
+    if (!models().contains(stream->model) || (stream->avatar && !avatars().contains(stream->avatar))) {
+      invalid("this stream's model or avatar was destroyed; destroy the stream first");
+    }
     const int c = enum_value(coords);
     if (c != TH_COORDS_NORMALISED && c != TH_COORDS_PIXELS) invalid("unknown coords " + std::to_string(c));
     stream->core->push(landmarks, c == TH_COORDS_PIXELS, timestamp, out, out_size);
@@ -313,14 +385,14 @@ th_status th_stream_push(th_stream* stream, const float* landmarks, th_coords co
 
 th_status th_stream_reset(th_stream* stream) {
   return guard([&] {
-    if (!stream) invalid("stream must not be NULL");
+    streams().check(stream, "stream");
     stream->core->reset();
   });
 }
 
 th_status th_stream_get_stats(const th_stream* stream, int64_t* pushed, int64_t* rendered, int64_t* failed) {
   return guard([&] {
-    if (!stream) invalid("stream must not be NULL");
+    streams().check(stream, "stream");
     const th::StreamStats& st = stream->core->stats();
     if (pushed) *pushed = st.pushed;
     if (rendered) *rendered = st.rendered;
@@ -330,7 +402,8 @@ th_status th_stream_get_stats(const th_stream* stream, int64_t* pushed, int64_t*
 
 th_status th_crop_from_landmarks(const th_model* model, const float* landmarks_px, double out_crop[3]) {
   return guard([&] {
-    if (!model || !landmarks_px || !out_crop) invalid("model, landmarks_px and out_crop must not be NULL");
+    models().check(model, "model");
+    if (!landmarks_px || !out_crop) invalid("landmarks_px and out_crop must not be NULL");
     th::Crop c = th::crop_from_landmarks(landmarks_px, model->core->crop_rule());
     out_crop[0] = c.cx;
     out_crop[1] = c.cy;

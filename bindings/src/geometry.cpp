@@ -5,6 +5,7 @@
 #include <string>
 
 #include "errors.h"
+#include "input_limits.h"
 
 namespace th {
 
@@ -35,6 +36,17 @@ void check_image(const ImageView& img, const char* what) {
   if (img.stride < 3 * img.width) {
     throw Error(Code::SizeMismatch, std::string(what) + ": stride " + std::to_string(img.stride) +
                                         " is less than 3 * width = " + std::to_string(3 * img.width));
+  }
+  if (static_cast<std::int64_t>(img.width) * img.height > kMaxImagePixels) {
+    throw Error(Code::InvalidArgument, std::string(what) + ": " + std::to_string(img.width) + "x" +
+                                           std::to_string(img.height) + " is more than 64 MP");
+  }
+  // The last row needs 3 * width bytes, every other one `stride`.
+  const std::size_t needed = static_cast<std::size_t>(img.stride) * (img.height - 1) + 3 * static_cast<std::size_t>(img.width);
+  if (img.size < needed) {
+    throw Error(Code::SizeMismatch, std::string(what) + ": the buffer holds " + std::to_string(img.size) +
+                                        " bytes; " + std::to_string(img.width) + "x" + std::to_string(img.height) +
+                                        " at stride " + std::to_string(img.stride) + " needs " + std::to_string(needed));
   }
 }
 

@@ -22,10 +22,11 @@ struct Crop {
   double cx = 0, cy = 0, size = 0;
 };
 
-// An RGB8 image the caller owns (row stride in bytes).
+// An RGB8 image the caller owns (row stride in bytes; `size` readable bytes from `data`).
 struct ImageView {
   const std::uint8_t* data = nullptr;
   int width = 0, height = 0, stride = 0;
+  std::size_t size = 0;
 };
 
 // Throws InvalidArgument unless all `n` floats are finite (`what` names them in the message).

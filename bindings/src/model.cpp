@@ -222,13 +222,12 @@ Model::Model() : impl_(new Impl()) {}
 Model::~Model() = default;
 
 std::unique_ptr<Model> Model::load(const std::string& folder, const ModelConfig& config) {
-  if (config.intra_op_threads < 0 || config.inter_op_threads < 0) {
-    throw Error(Code::InvalidArgument, "thread counts must be >= 0");
-  }
   if (config.device_id < 0) throw Error(Code::InvalidArgument, "device_id must be >= 0");
   std::unique_ptr<Model> m(new Model());
   Impl& d = *m->impl_;
   d.config = config;
+  d.config.intra_op_threads = clamp_threads(config.intra_op_threads, "intra_op_threads");
+  d.config.inter_op_threads = clamp_threads(config.inter_op_threads, "inter_op_threads");
   d.package = load_package(folder, config.verify_hashes);
   if (config.watermark) d.marker = std::make_unique<Marker>(watermark_model_id(d.package.manifest.name, d.package.manifest.version));
   ensure_ort(config.ort_library);
@@ -377,7 +376,7 @@ Avatar Model::create_avatar(const ImageView* shots, const float* landmarks_px, i
     const std::string what = "shot " + std::to_string(i);
     check_image(shots[i], what.c_str());
     const float* lm = landmarks_px + static_cast<std::size_t>(i) * kLandmarkFloats;
-    check_finite(lm, kLandmarkFloats, ("landmarks of " + what).c_str());
+    check_landmark_values(lm, kLandmarkFloats, ("landmarks of " + what).c_str());
     boxes[i] = crop_from_landmarks(lm, crop_rule());
     warp_to_crop(shots[i], boxes[i], r, crops.data() + i * plane * 3, scratch);
     to_normalised(lm, kNumLandmarks, boxes[i], norm.data() + static_cast<std::size_t>(i) * kLandmarkFloats);
@@ -448,6 +447,7 @@ Avatar Model::avatar_from_identity(const float* identity, int dim, const float* 
   }
   if (source) {
     check_finite(source, kLandmarkFloats, "source landmarks");
+    check_face_in_crop(source, 1, 0, "source landmarks");
     std::copy(source, source + kLandmarkFloats, a.source.begin());
     a.has_source = true;
   }
@@ -461,7 +461,10 @@ void Model::render(const Avatar* avatar, const float* landmarks, int batch, cons
   const int r = resolution(), dim = embedding_dim();
   if (!landmarks || !out) throw Error(Code::InvalidArgument, "landmarks and out must not be NULL");
   if (batch < 1) throw Error(Code::InvalidArgument, "batch must be >= 1, got " + std::to_string(batch));
-  if (batch > (1 << 24)) throw Error(Code::InvalidArgument, "batch is implausibly large");
+  if (batch > kMaxRenderFrames) {
+    throw Error(Code::InvalidArgument, "th_render takes 1 to " + std::to_string(kMaxRenderFrames) +
+                                           " frames per call, got " + std::to_string(batch) + "; call it in chunks");
+  }
   const std::size_t frame_bytes = static_cast<std::size_t>(r) * r * 3;
   if (out_size < frame_bytes * batch) {
     throw Error(Code::SizeMismatch, "out holds " + std::to_string(out_size) + " bytes; " + std::to_string(batch) +
@@ -495,8 +498,8 @@ void Model::render(const Avatar* avatar, const float* landmarks, int batch, cons
   if (!opt.pixels && (opt.crops || opt.reference_crop)) {
     throw Error(Code::InvalidArgument, "crops and reference_crop apply to pixel coordinates only");
   }
-  check_finite(landmarks, static_cast<std::size_t>(batch) * kLandmarkFloats, "landmarks");
-  if (relative) check_finite(opt.reference, kLandmarkFloats, "reference landmarks");
+  check_landmark_values(landmarks, static_cast<std::size_t>(batch) * kLandmarkFloats, "landmarks");
+  if (relative) check_landmark_values(opt.reference, kLandmarkFloats, "reference landmarks");
   if (opt.crops) {
     for (int i = 0; i < batch; ++i) check_crop(Crop{opt.crops[3 * i], opt.crops[3 * i + 1], opt.crops[3 * i + 2]}, "crops");
   }
@@ -559,6 +562,7 @@ void Model::render(const Avatar* avatar, const float* landmarks, int batch, cons
         std::copy(avatar->identity.begin(), avatar->identity.end(), ws.identity.begin() + static_cast<std::ptrdiff_t>(i) * dim);
       }
     }
+    check_face_in_crop(ws.landmarks.data(), n, start, "landmarks");
     if (warp()) {
       generate(ws.landmarks.data(), ws.identity.data(), n, ws.images.data(), avatar->ref_images.data(),
                avatar->ref_landmarks.data(), avatar->references);

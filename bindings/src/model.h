@@ -10,12 +10,12 @@
 #include <vector>
 
 #include "geometry.h"
+#include "input_limits.h"
 #include "manifest.h"
 
 namespace th {
 
 constexpr int kMaxShots = 32;
-constexpr int kRenderChunk = 16;  // frames per generator run (bounds the work buffers)
 
 enum class Provider { Auto = 0, Cpu = 1, Cuda = 2 };
 

@@ -205,7 +205,7 @@ void Stream::push(const float* landmarks, bool pixels, double timestamp, std::ui
   ++stats_.pushed;
   try {
     if (!landmarks || !out) throw Error(Code::InvalidArgument, "landmarks and out must not be NULL");
-    check_finite(landmarks, kLandmarkFloats, "landmarks");
+    check_landmark_values(landmarks, kLandmarkFloats, "landmarks");
     if (!std::isfinite(timestamp)) throw Error(Code::InvalidArgument, "timestamp must be finite");
     if (have_time_ && !(timestamp > last_time_)) {
       throw Error(Code::InvalidArgument, "timestamps must increase: " + std::to_string(timestamp) + " after " +

@@ -50,7 +50,7 @@ Shots load_shots() {
   for (int i : vector_index()["shots"].get<std::vector<int>>()) {
     std::vector<long long> shape;
     s.pixels.push_back(load_vector<std::uint8_t>("shot" + std::to_string(i) + "_image", &shape));
-    s.images.push_back(th_image{nullptr, int(shape[1]), int(shape[0]), int(shape[1] * 3)});
+    s.images.push_back(th_image{nullptr, int(shape[1]), int(shape[0]), int(shape[1] * 3), std::size_t(shape[0] * shape[1] * 3)});
     auto lm = load_vector<float>("shot" + std::to_string(i) + "_landmarks");
     s.landmarks.insert(s.landmarks.end(), lm.begin(), lm.end());
   }
@@ -115,7 +115,7 @@ TEST_CASE("a 'warp' package: references chosen and frames rendered as the pure-P
   for (int i = 0; i < warp["shots"].get<int>(); ++i) {
     std::vector<long long> shape;
     s.pixels.push_back(load_vector<std::uint8_t>("warp_shot" + std::to_string(i) + "_image", &shape));
-    s.images.push_back(th_image{nullptr, int(shape[1]), int(shape[0]), int(shape[1] * 3)});
+    s.images.push_back(th_image{nullptr, int(shape[1]), int(shape[0]), int(shape[1] * 3), std::size_t(shape[0] * shape[1] * 3)});
     auto lm = load_vector<float>("warp_shot" + std::to_string(i) + "_landmarks");
     s.landmarks.insert(s.landmarks.end(), lm.begin(), lm.end());
   }

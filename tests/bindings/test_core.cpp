@@ -252,7 +252,7 @@ TEST_CASE("warp_to_crop equals talkinghead.crop.warp_to_crop within 1") {
   auto check = [&](const std::string& image_name, const std::vector<double>& crop, const std::string& want_name, int res) {
     std::vector<long long> shape;
     auto img = load_vector<std::uint8_t>(image_name, &shape);
-    th::ImageView v{img.data(), int(shape[1]), int(shape[0]), int(shape[1] * 3)};
+    th::ImageView v{img.data(), int(shape[1]), int(shape[0]), int(shape[1] * 3), img.size()};
     std::vector<std::uint8_t> got(std::size_t(res) * res * 3);
     th::warp_to_crop(v, th::Crop{crop[0], crop[1], crop[2]}, res, got.data(), scratch);
     auto want = load_vector<std::uint8_t>(want_name);
@@ -286,8 +286,9 @@ TEST_CASE("geometry rejects bad input") {
   std::uint8_t px[12] = {0};
   th::WarpScratch s;
   std::uint8_t out[48];
-  CHECK_THROWS_AS(th::warp_to_crop(th::ImageView{px, 2, 2, 5}, th::Crop{1, 1, 2}, 4, out, s), th::Error);  // stride
-  CHECK_THROWS_AS(th::warp_to_crop(th::ImageView{nullptr, 2, 2, 6}, th::Crop{1, 1, 2}, 4, out, s), th::Error);
-  CHECK_THROWS_AS(th::warp_to_crop(th::ImageView{px, 2, 2, 6}, th::Crop{1, 1, -2}, 4, out, s), th::Error);
-  CHECK_NOTHROW(th::warp_to_crop(th::ImageView{px, 2, 2, 6}, th::Crop{1, 1, 2}, 4, out, s));
+  CHECK_THROWS_AS(th::warp_to_crop(th::ImageView{px, 2, 2, 5, sizeof px}, th::Crop{1, 1, 2}, 4, out, s), th::Error);  // stride
+  CHECK_THROWS_AS(th::warp_to_crop(th::ImageView{nullptr, 2, 2, 6, sizeof px}, th::Crop{1, 1, 2}, 4, out, s), th::Error);
+  CHECK_THROWS_AS(th::warp_to_crop(th::ImageView{px, 2, 2, 6, sizeof px}, th::Crop{1, 1, -2}, 4, out, s), th::Error);
+  CHECK_NOTHROW(th::warp_to_crop(th::ImageView{px, 2, 2, 6, sizeof px}, th::Crop{1, 1, 2}, 4, out, s));
+  CHECK_THROWS_AS(th::warp_to_crop(th::ImageView{px, 2, 2, 6, sizeof px - 1}, th::Crop{1, 1, 2}, 4, out, s), th::Error);  // short buffer
 }

@@ -365,3 +365,29 @@ def test_the_c_cores_marked_frames_are_found_by_verify(tmp_path: Path) -> None:
         assert v.found == mark, v
         if mark:
             assert v.model_id == model_id(py.package.name, py.package.version)
+
+
+def test_both_languages_hold_the_same_input_limits() -> None:
+    """Each bound lives once per language (talkinghead/limits.py, bindings/src/input_limits.h):
+    the same numbers on both sides, so one input is refused or accepted alike (issue 18)."""
+    from talkinghead import limits
+
+    assert native.LIMITS == {name: getattr(limits, name) for name in native.LIMITS}
+    assert set(native.LIMITS) >= {"MAX_PIXEL_COORD", "MAX_NORMALISED", "MIN_FACE_SIZE", "MAX_RENDER_FRAMES"}
+
+
+@pytest.mark.parametrize("case", ["far", "degenerate", "huge"])
+def test_both_languages_refuse_the_same_landmarks(packages, models, shots, case) -> None:
+    """The same bad landmarks are refused with the same error type by the Python SDK and through the
+    C++ core (TH_ERROR_INVALID_ARGUMENT -> InputError)."""
+    py, nat = models
+    a_py = py.create_avatar([shots[0][0]], [shots[0][1]])
+    a_nat = nat.create_avatar([shots[0][0]], shots[0][1][None])
+    good = a_py.landmarks
+    bad = {"far": good + 100.0, "degenerate": np.zeros_like(good), "huge": good * 1e30}[case]
+    with pytest.raises(InputError) as py_error:
+        py.render(a_py, bad)
+    with pytest.raises(InputError) as native_error:
+        nat.render(a_nat, bad[None])
+    word = {"far": "off the picture", "degenerate": "degenerate", "huge": "beyond"}[case]
+    assert word in str(py_error.value) and word in str(native_error.value)

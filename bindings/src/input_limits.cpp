@@ -1,0 +1,60 @@
+// The bounds of input_limits.h (the Python SDK's talkinghead.limits, rule for rule).
+#include "input_limits.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "errors.h"
+#include "geometry.h"
+
+namespace th {
+
+void check_landmark_values(const float* values, std::size_t n, const char* what) {
+  check_finite(values, n, what);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (std::fabs(static_cast<double>(values[i])) > kMaxPixelCoord) {
+      std::ostringstream m;
+      m << what << " hold a coordinate beyond +-1e+06 (frame " << i / kLandmarkFloats << ", point "
+        << (i % kLandmarkFloats) / 2 << ": " << values[i]
+        << "); landmarks are pixels of a frame or crop-normalised values near [-1, 1]";
+      throw Error(Code::InvalidArgument, m.str());
+    }
+  }
+}
+
+void check_face_in_crop(const float* norm, int frames, int first_frame, const char* what) {
+  for (int f = 0; f < frames; ++f) {
+    const float* p = norm + static_cast<std::size_t>(f) * kLandmarkFloats;
+    float reach = 0;
+    for (int k = 0; k < kLandmarkFloats; ++k) reach = std::max(reach, std::fabs(p[k]));
+    if (reach > kMaxNormalised) {
+      std::ostringstream m;
+      m << what << " of frame " << first_frame + f << " put the face " << reach
+        << " crop half-widths from the crop's centre (at most 4): the face would be off the picture. "
+           "Pixel landmarks passed as normalised coordinates, or a tracker glitch?";
+      throw Error(Code::InvalidArgument, m.str());
+    }
+    if (face_size(p) < kMinFaceSize) {
+      std::ostringstream m;
+      m << what << " of frame " << first_frame + f << " are degenerate (the face spans " << face_size(p)
+        << " of the crop: its points coincide)";
+      throw Error(Code::InvalidArgument, m.str());
+    }
+  }
+}
+
+int clamp_threads(int requested, const char* what) {
+  if (requested < 0) throw Error(Code::InvalidArgument, std::string(what) + " must be >= 0 (0: all cores)");
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (requested > cores) {
+    log(LogLevel::Warning, std::string(what) + "=" + std::to_string(requested) + " is more than this machine's " +
+                               std::to_string(cores) + " CPU core(s); using " + std::to_string(cores));
+    return cores;
+  }
+  return requested;
+}
+
+}  // namespace th
