@@ -104,10 +104,10 @@ def _check_output(path: Path, overwrite: bool, inputs: list[Path] = ()) -> None:
         if _same_file(path, source):
             raise InputError(f"the output {path} is the input {source}; write to another file "
                              "(refused even with --overwrite)")
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} exists; pass --overwrite to replace it")
     if path.is_dir():
         raise InputError(f"{path} is a folder; give a file name such as out.mp4")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} exists; pass --overwrite to replace it")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise InputError(f"cannot write {path}: folder {parent} does not exist")
