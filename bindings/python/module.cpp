@@ -120,6 +120,7 @@ PYBIND11_MODULE(_native, m) {
   limits["MAX_NORMALISED"] = th::kMaxNormalised;
   limits["MIN_FACE_SIZE"] = th::kMinFaceSize;
   limits["MAX_RENDER_FRAMES"] = th::kMaxRenderFrames;
+  limits["MAX_CROP_TO_IMAGE"] = th::kMaxCropToImage;
   limits["RENDER_CHUNK"] = th::kRenderChunk;
   limits["MAX_IMAGE_PIXELS"] = th::kMaxImagePixels;
   m.attr("LIMITS") = limits;

@@ -196,6 +196,7 @@ void warp_to_crop(const ImageView& img, const Crop& crop, int r, std::uint8_t* o
                   WarpScratch& s) {
   check_image(img, "warp_to_crop");
   check_crop(crop, "crop");
+  check_crop_on_image(crop.cx, crop.cy, crop.size, img.width, img.height);
   if (r <= 0 || r > 4096) throw Error(Code::InvalidArgument, "resolution must be in 1..4096");
   s.xs.resize(r);
   s.ys.resize(r);

@@ -46,6 +46,22 @@ void check_face_in_crop(const float* norm, int frames, int first_frame, const ch
   }
 }
 
+void check_crop_on_image(double cx, double cy, double size, int width, int height) {
+  const double h = size / 2;
+  if (size > kMaxCropToImage * std::max(width, height)) {
+    std::ostringstream m;
+    m << "the face's crop (" << size << " px) is more than 8x this " << width << "x" << height
+      << " image's larger side: are the landmarks this image's?";
+    throw Error(Code::InvalidArgument, m.str());
+  }
+  if (cx + h <= -0.5 || cy + h <= -0.5 || cx - h >= width - 0.5 || cy - h >= height - 0.5) {
+    std::ostringstream m;
+    m << "the face's crop (" << cx << ", " << cy << ", " << size << ") lies outside this " << width << "x" << height
+      << " image: are the landmarks this image's?";
+    throw Error(Code::InvalidArgument, m.str());
+  }
+}
+
 int clamp_threads(int requested, const char* what) {
   if (requested < 0) throw Error(Code::InvalidArgument, std::string(what) + " must be >= 0 (0: all cores)");
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,7 +112,8 @@ class Avatar:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(bytes(data["meta"]).decode())
                 arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+                RuntimeError, json.JSONDecodeError) as exc:
             raise AvatarFileError(f"{path} is not a talkinghead avatar file: {exc}") from exc
         if not isinstance(meta, dict):
             raise AvatarFileError(f"{path}: its meta is not a JSON object")
@@ -186,6 +188,9 @@ def _check_archive(path: Path) -> None:
                 raise AvatarFileError(f"{path}: its arrays would expand to {expanded / 2**20:.0f} MiB "
                                       f"(at most {MAX_AVATAR_EXPANDED_BYTES >> 20} MiB)")
             for info in infos:  # numpy allocates what an array's header declares before reading it
+                if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or info.flag_bits & 0x1:
+                    raise AvatarFileError(f"{path}: member {info.filename} is encrypted or compressed by a method "
+                                          "numpy does not write (stored or deflate only)")
                 with archive.open(info) as member:
                     version = np.lib.format.read_magic(member)
                     read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
@@ -197,7 +202,7 @@ def _check_archive(path: Path) -> None:
                                               f"({declared} bytes) in {info.file_size} bytes")
     except AvatarFileError:
         raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, OSError, ValueError, EOFError) as exc:
         raise AvatarFileError(f"{path} is not a talkinghead avatar file (not an .npz archive of arrays: {exc})") from exc
 
 

@@ -21,6 +21,7 @@ from typing import Union
 import numpy as np
 
 from .errors import InputError
+from .limits import MAX_CROP_TO_IMAGE
 
 __all__ = [
     "CropConfig",
@@ -287,6 +288,18 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     return img
 
 
+def check_crop_on_image(crop: Crop, width: int, height: int) -> None:
+    """InputError unless ``crop`` overlaps the ``width`` x ``height`` image and is at most
+    ``MAX_CROP_TO_IMAGE`` times its larger side (else the landmarks are not this image's)."""
+    x0, y0, x1, y1 = crop.box()
+    if crop.size > MAX_CROP_TO_IMAGE * max(width, height):
+        raise InputError(f"the face's crop ({crop.size:.0f} px) is more than {MAX_CROP_TO_IMAGE:g}x this "
+                         f"{width}x{height} image's larger side: are the landmarks this image's?")
+    if x1 <= -0.5 or y1 <= -0.5 or x0 >= width - 0.5 or y0 >= height - 0.5:  # pixels span [-0.5, w - 0.5]
+        raise InputError(f"the face's crop {crop} lies outside this {width}x{height} image: are the landmarks "
+                         "this image's?")
+
+
 def warp_to_crop(image: np.ndarray, crop: CropLike, resolution: int) -> np.ndarray:
     """Sample ``crop`` of ``image`` (``uint8 [H, W, C]``) into a ``uint8 [R, R, C]`` crop image.
 
@@ -301,6 +314,7 @@ def warp_to_crop(image: np.ndarray, crop: CropLike, resolution: int) -> np.ndarr
         raise InputError(f"resolution must be > 0, got {resolution}")
     if not (math.isfinite(c.size) and c.size > 0 and math.isfinite(c.cx) and math.isfinite(c.cy)):
         raise InputError(f"crop must be finite with size > 0, got {c}")
+    check_crop_on_image(c, img.shape[1], img.shape[0])
     step = c.size / r
     grid = (np.arange(r, dtype=np.float64) + 0.5) * step - c.size / 2
     out = _sample_grid(img, c.cx + grid, c.cy + grid, step)

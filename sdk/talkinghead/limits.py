@@ -19,6 +19,9 @@ MAX_PIXEL_COORD = 1.0e6
 MAX_NORMALISED = 4.0
 #: A face smaller than this (its landmarks' larger extent, crop-normalised) is degenerate.
 MIN_FACE_SIZE = 1.0e-3
+#: A crop at most this many times the image's larger side, and overlapping it: a larger one means
+#: landmarks that are not this photo's (and its box prefilter would cost crop-size^2 work).
+MAX_CROP_TO_IMAGE = 8.0
 #: Frames one ``render`` call returns (its output alone is frames x R x R x 3 bytes).
 MAX_RENDER_FRAMES = 4096
 #: Frames per generator run inside ``render``/``animate``: bounds the graph's working memory

@@ -28,7 +28,8 @@ from .manifest import GraphSpec, LandmarkSpec, Manifest, ReferenceSpec, TensorSp
 if TYPE_CHECKING:  # pragma: no cover
     from .crop import CropConfig
 
-__all__ = ["ModelPackage", "OnnxHeader", "read_onnx_header", "check_session_io", "sha256_file",
+__all__ = ["ModelPackage", "OnnxHeader", "read_onnx_header", "read_onnx_header_from", "parse_manifest_json",
+           "check_session_io", "sha256_file",
            "ROLE_KEY", "VARIANT_KEY"]
 
 MANIFEST_NAME = "manifest.json"
@@ -124,6 +125,19 @@ def _fields(buf: bytes) -> list[tuple[int, int, Any]]:
     return out
 
 
+def _text(value: Any) -> str:
+    """A protobuf string field's value (bytes of UTF-8); ValueError for a field of another wire type."""
+    if not isinstance(value, bytes):
+        raise ValueError(f"a string field holds a {type(value).__name__}")
+    return value.decode("utf-8")
+
+
+def _number(value: Any) -> int:
+    if not isinstance(value, int):
+        raise ValueError(f"a number field holds {type(value).__name__}")
+    return value
+
+
 def read_onnx_header(path: str | os.PathLike) -> OnnxHeader:
     """Decode ir_version, opset_import and metadata_props of an ONNX file without reading its graph.
 
@@ -131,45 +145,49 @@ def read_onnx_header(path: str | os.PathLike) -> OnnxHeader:
         ModelPackageError: the file is not a readable ONNX model.
     """
     path = Path(path)
+    with open(path, "rb") as f:
+        return read_onnx_header_from(f, path.stat().st_size, path.name)
+
+
+def read_onnx_header_from(f: BinaryIO, size: int, name: str) -> OnnxHeader:
+    """:func:`read_onnx_header` of an open binary file of ``size`` bytes (``name`` in messages)."""
     ir_version, opsets, metadata = 0, {}, {}
-    size = path.stat().st_size
     try:
-        with open(path, "rb") as f:
-            while f.tell() < size:
-                key = _varint_stream(f)
-                num, wire = key >> 3, key & 7
-                if wire == 0:
-                    value = _varint_stream(f)
-                    if num == 1:
-                        ir_version = value
-                elif wire == 2:
-                    n = _varint_stream(f)
-                    if f.tell() + n > size:
-                        raise _Truncated
-                    if num in (8, 14):
-                        if n > _MAX_HEADER_FIELD:
-                            raise ValueError(f"field {num} is implausibly large ({n} bytes)")
-                        sub = dict((k, v) for k, _, v in _fields(f.read(n)))
-                        if num == 8:
-                            opsets[sub.get(1, b"").decode("utf-8")] = int(sub.get(2, 0))
-                        else:
-                            metadata[sub.get(1, b"").decode("utf-8")] = sub.get(2, b"").decode("utf-8")
+        while f.tell() < size:
+            key = _varint_stream(f)
+            num, wire = key >> 3, key & 7
+            if wire == 0:
+                value = _varint_stream(f)
+                if num == 1:
+                    ir_version = value
+            elif wire == 2:
+                n = _varint_stream(f)
+                if f.tell() + n > size:
+                    raise _Truncated
+                if num in (8, 14):
+                    if n > _MAX_HEADER_FIELD:
+                        raise ValueError(f"field {num} is implausibly large ({n} bytes)")
+                    sub = dict((k, v) for k, _, v in _fields(f.read(n)))
+                    if num == 8:
+                        opsets[_text(sub.get(1, b""))] = _number(sub.get(2, 0))
                     else:
-                        f.seek(n, os.SEEK_CUR)
-                elif wire == 1:
-                    f.seek(8, os.SEEK_CUR)
-                elif wire == 5:
-                    f.seek(4, os.SEEK_CUR)
+                        metadata[_text(sub.get(1, b""))] = _text(sub.get(2, b""))
                 else:
-                    raise ValueError(f"unsupported protobuf wire type {wire}")
-            if f.tell() != size:
-                raise _Truncated
+                    f.seek(n, os.SEEK_CUR)
+            elif wire == 1:
+                f.seek(8, os.SEEK_CUR)
+            elif wire == 5:
+                f.seek(4, os.SEEK_CUR)
+            else:
+                raise ValueError(f"unsupported protobuf wire type {wire}")
+        if f.tell() != size:
+            raise _Truncated
     except _Truncated:
-        raise ModelPackageError(f"{path.name} is truncated or not an ONNX model") from None
+        raise ModelPackageError(f"{name} is truncated or not an ONNX model") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelPackageError(f"{path.name} is not an ONNX model ({exc})") from None
+        raise ModelPackageError(f"{name} is not an ONNX model ({exc})") from None
     if ir_version <= 0:
-        raise ModelPackageError(f"{path.name} is not an ONNX model (it has no ir_version)")
+        raise ModelPackageError(f"{name} is not an ONNX model (it has no ir_version)")
     return OnnxHeader(ir_version, opsets, metadata)
 
 
@@ -251,10 +269,33 @@ def _read_manifest(folder: Path) -> Any:
         raise ModelPackageError(f"{folder} is not a model package: it has no {MANIFEST_NAME}")
     if path.stat().st_size > _MAX_MANIFEST_BYTES:
         raise ModelPackageError(f"{path}: implausibly large for a manifest")
+    return parse_manifest_json(path.read_bytes(), str(path))
+
+
+_MAX_JSON_DEPTH = 32  # a manifest nests 5 deep; Python's parser recurses (10^5 "[" overflow it)
+
+
+def parse_manifest_json(data: bytes, name: str = MANIFEST_NAME) -> Any:
+    """The JSON value of manifest bytes (UTF-8, an optional byte-order mark as the C++ core
+    allows, at most ``_MAX_JSON_DEPTH`` levels of nesting); ModelPackageError otherwise."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in data:  # nesting counted outside strings, before the recursive parser sees it
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (byte == 0x5C, byte != 0x22)
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    if deepest > _MAX_JSON_DEPTH:
+        raise ModelPackageError(f"{name} nests {deepest} levels deep (a manifest has at most {_MAX_JSON_DEPTH})")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelPackageError(f"{path} is not valid JSON: {exc}") from None
+        raise ModelPackageError(f"{name} is not valid JSON: {exc}") from None
 
 
 class ModelPackage:

@@ -291,4 +291,9 @@ TEST_CASE("geometry rejects bad input") {
   CHECK_THROWS_AS(th::warp_to_crop(th::ImageView{px, 2, 2, 6, sizeof px}, th::Crop{1, 1, -2}, 4, out, s), th::Error);
   CHECK_NOTHROW(th::warp_to_crop(th::ImageView{px, 2, 2, 6, sizeof px}, th::Crop{1, 1, 2}, 4, out, s));
   CHECK_THROWS_AS(th::warp_to_crop(th::ImageView{px, 2, 2, 6, sizeof px - 1}, th::Crop{1, 1, 2}, 4, out, s), th::Error);  // short buffer
+  // Found by tests/fuzz (native_shot_timeout-*): a crop of 590,000 px over a small image ran its box
+  // prefilter for minutes; a crop over 8x the image's side, or off the image, is refused at once.
+  CHECK_THROWS_AS(th::warp_to_crop(th::ImageView{px, 2, 2, 6, sizeof px}, th::Crop{1, 1, 589824}, 4, out, s), th::Error);
+  CHECK_THROWS_AS(th::warp_to_crop(th::ImageView{px, 2, 2, 6, sizeof px}, th::Crop{100, 1, 2}, 4, out, s), th::Error);
+  CHECK_NOTHROW(th::warp_to_crop(th::ImageView{px, 2, 2, 6, sizeof px}, th::Crop{1, 1, 16}, 4, out, s));
 }

@@ -1,0 +1,71 @@
+"""Every input the fuzzers found (tests/fuzz/crashes/, written by tests/fuzz/run.sh) replayed: each
+reader now answers it with its own error type (or reads it), within seconds, never anything else.
+
+- ``py_onnx_*``: a metadata field of the wrong wire type raised AttributeError.
+- ``py_avatar_*``: corrupt deflate data (zlib.error) and an unsupported zip method
+  (NotImplementedError) escaped Avatar.load.
+- ``native_shot_*``: landmarks spanning 590,000 px made a crop whose box prefilter took minutes
+  (a timeout) in the C++ core; both languages now refuse a crop over 8x the image's side.
+"""
+from __future__ import annotations
+
+import io
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from talkinghead.avatar import Avatar, AvatarFileError
+from talkinghead.crop import crop_from_landmarks, warp_to_crop
+from talkinghead.errors import InputError, ModelPackageError
+from talkinghead.manifest import validate_manifest
+from talkinghead.package import parse_manifest_json, read_onnx_header_from
+
+CRASHES = Path(__file__).resolve().parents[1] / "fuzz" / "crashes"
+FOUND = sorted(p for p in CRASHES.iterdir() if p.is_file()) if CRASHES.is_dir() else []
+
+
+def _replay(path: Path, tmp_path: Path) -> None:
+    data = path.read_bytes()
+    kind = path.name.split("_")[1]
+    if kind == "manifest":
+        try:
+            validate_manifest(parse_manifest_json(data))
+        except ModelPackageError:
+            pass
+    elif kind == "onnx":
+        try:
+            read_onnx_header_from(io.BytesIO(data), len(data), path.name)
+        except ModelPackageError:
+            pass
+    elif kind == "avatar":
+        copy = tmp_path / "avatar.npz"
+        copy.write_bytes(data)
+        try:
+            Avatar.load(copy)
+        except AvatarFileError:
+            pass
+    elif kind == "shot":  # fuzz_native.cpp's FUZZ_SHOT layout, through the Python crop path
+        w, h, pad, res = struct.unpack_from("<HHBB", data)
+        lm = np.frombuffer(data[6:6 + 544], np.float32).reshape(68, 2).astype(np.float64)
+        w, h = max(w % 512, 1), max(h % 512, 1)
+        image = np.zeros((h, w, 3), np.uint8)
+        try:
+            warp_to_crop(image, crop_from_landmarks(lm), 1 + res % 128)
+        except InputError:
+            pass
+    else:
+        pytest.fail(f"unknown fuzz target in {path.name}")
+
+
+def test_the_fuzzers_found_something_to_replay() -> None:
+    assert {p.name.split("_")[1] for p in FOUND} >= {"onnx", "avatar", "shot"}
+
+
+@pytest.mark.parametrize("path", FOUND, ids=[p.name[:40] for p in FOUND])
+def test_a_found_input_gets_the_readers_own_error(path: Path, tmp_path: Path) -> None:
+    start = time.perf_counter()
+    _replay(path, tmp_path)
+    assert time.perf_counter() - start < 10  # the fuzzers' timeout
