@@ -116,6 +116,7 @@ PYBIND11_MODULE(_native, m) {
   m.attr("MAX_SHOTS") = th::kMaxShots;
   // input_limits.h, for the test that both languages hold the same bounds (talkinghead.limits)
   py::dict limits;
+  limits["MAX_SHOTS"] = th::kMaxShots;
   limits["MAX_PIXEL_COORD"] = th::kMaxPixelCoord;
   limits["MAX_NORMALISED"] = th::kMaxNormalised;
   limits["MIN_FACE_SIZE"] = th::kMinFaceSize;
@@ -218,9 +219,7 @@ PYBIND11_MODULE(_native, m) {
       .def_property_readonly("warning", &th::Model::warning)
       .def_property_readonly("crop_rule", [](const th::Model& s) { return py::make_tuple(s.crop_rule().scale, s.crop_rule().offset_y); })
       .def("create_avatar", [](const th::Model& s, const py::sequence& images, const py::object& landmarks) {
-             if (py::len(images) < 1 || py::len(images) > static_cast<std::size_t>(th::kMaxShots)) {
-               invalid(std::to_string(py::len(images)) + " shots given; an avatar needs 1 to " + std::to_string(th::kMaxShots));
-             }
+             th::check_shot_count(static_cast<long long>(py::len(images)));
              int n = 0;
              bool single = false;
              F32 lm = landmarks_arg(landmarks, "landmarks", n, single);

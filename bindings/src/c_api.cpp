@@ -28,6 +28,8 @@ struct th_stream {
   const th_avatar* avatar = nullptr;  // into both
 };
 
+static_assert(th::kMaxShots == TH_MAX_SHOTS, "the header's shot limit is the core's");
+
 namespace {
 
 thread_local std::string t_last_error;
@@ -245,9 +247,7 @@ th_status th_avatar_create(th_model* model, const th_image* shots, const float* 
     *out_avatar = nullptr;
     models().check(model, "model");
     if (!shots || !landmarks_px) invalid("shots and landmarks_px must not be NULL");
-    if (count < 1 || count > TH_MAX_SHOTS) {
-      invalid(std::to_string(count) + " shots given; an avatar needs 1 to " + std::to_string(TH_MAX_SHOTS));
-    }
+    th::check_shot_count(count);
     th::ImageView views[TH_MAX_SHOTS];
     for (int i = 0; i < count; ++i) {
       views[i] = th::ImageView{shots[i].data, shots[i].width, shots[i].height, shots[i].stride, shots[i].size};

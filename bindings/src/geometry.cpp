@@ -18,6 +18,15 @@ void check_finite(const float* values, std::size_t n, const char* what) {
   }
 }
 
+void check_crop_rule(const CropRule& rule) {
+  if (!(std::isfinite(rule.scale) && rule.scale > 0)) {
+    throw Error(Code::InvalidArgument, "crop scale must be a finite number > 0, got " + std::to_string(rule.scale));
+  }
+  if (!(std::isfinite(rule.offset_y) && std::fabs(rule.offset_y) < 1)) {
+    throw Error(Code::InvalidArgument, "crop offset_y must be a finite number in (-1, 1), got " + std::to_string(rule.offset_y));
+  }
+}
+
 void check_crop(const Crop& c, const char* what) {
   if (!(std::isfinite(c.cx) && std::isfinite(c.cy) && std::isfinite(c.size) && c.size > 0)) {
     throw Error(Code::InvalidArgument, std::string(what) + " must be finite with size > 0");

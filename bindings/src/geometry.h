@@ -29,6 +29,9 @@ struct ImageView {
   std::size_t size = 0;
 };
 
+// The crop rule's own check (talkinghead.crop.CropConfig.validate): scale finite and > 0, offset_y
+// finite in (-1, 1). Throws InvalidArgument naming the field.
+void check_crop_rule(const CropRule& rule);
 // Throws InvalidArgument unless all `n` floats are finite (`what` names them in the message).
 void check_finite(const float* values, std::size_t n, const char* what);
 void check_crop(const Crop& c, const char* what);

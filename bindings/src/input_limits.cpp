@@ -12,6 +12,12 @@
 
 namespace th {
 
+void check_shot_count(long long count) {
+  if (count < 1 || count > kMaxShots) {
+    throw Error(Code::InvalidArgument, std::to_string(count) + " shots given; an avatar needs 1 to " + std::to_string(kMaxShots));
+  }
+}
+
 void check_landmark_values(const float* values, std::size_t n, const char* what) {
   check_finite(values, n, what);
   for (std::size_t i = 0; i < n; ++i) {

@@ -8,6 +8,7 @@
 
 namespace th {
 
+constexpr int kMaxShots = 32;            // shots per avatar; references a warp avatar or manifest cap keeps
 constexpr double kMaxPixelCoord = 1.0e6;  // |x|, |y| of landmarks: float32 keeps 1/16 px there
 constexpr double kMaxNormalised = 4.0;    // |u|, |v| of the crop-normalised face the generator gets
 constexpr double kMinFaceSize = 1.0e-3;   // a smaller face (crop-normalised extent) is degenerate
@@ -16,6 +17,8 @@ constexpr int kMaxRenderFrames = 4096;    // frames per th_render call
 constexpr int kRenderChunk = 8;           // frames per generator run (bounds the work buffers)
 constexpr std::int64_t kMaxImagePixels = 8192LL * 8192LL;  // pixels of one shot
 
+// Throws InvalidArgument unless 1 <= count <= kMaxShots (the shots rule, once).
+void check_shot_count(long long count);
 // Throws InvalidArgument unless all `n` floats (landmarks, `what` in the message) are finite and
 // within +-kMaxPixelCoord.
 void check_landmark_values(const float* values, std::size_t n, const char* what);

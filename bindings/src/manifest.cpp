@@ -15,6 +15,8 @@
 #include <sstream>
 
 #include "errors.h"
+#include "input_limits.h"
+#include "geometry.h"
 #include "sha256.h"
 
 namespace th {
@@ -310,8 +312,8 @@ void schema_version(const json& data) {
 void references(const json& v, int resolution, Manifest& m) {
   const json& o = object(v, "references", {"cap", "resolution", "selection"});
   const std::int64_t cap = integer(o["cap"], "references.cap", 1);
-  if (cap > kMaxReferences) {
-    throw fail("references.cap", "expected at most " + std::to_string(kMaxReferences) + ", got " + std::to_string(cap));
+  if (cap > kMaxShots) {
+    throw fail("references.cap", "expected at most " + std::to_string(kMaxShots) + ", got " + std::to_string(cap));
   }
   const std::int64_t res = integer(o["resolution"], "references.resolution", 8);
   if (res < resolution) {
@@ -472,7 +474,12 @@ Manifest validate(const json& data) {
     throw fail("landmarks.count", "expected 68, got " + lm["count"].dump());
   }
   str_choice(lm["coords"], "landmarks.coords", {"crop_normalised"});
-  m.crop_offset_y = number(crop["offset_y"], "landmarks.crop.offset_y", -1, 1);
+  m.crop_offset_y = number(crop["offset_y"], "landmarks.crop.offset_y");
+  try {  // the crop rule's own check (geometry.h), so a manifest accepted here gives a usable rule
+    check_crop_rule(CropRule{m.crop_scale, m.crop_offset_y});
+  } catch (const Error&) {
+    throw fail("landmarks.crop.offset_y", "expected a number in (-1, 1), got " + num_repr(m.crop_offset_y));
+  }
 
   const json& img = object(o["image"], "image", {"channels", "range", "layout"});
   const json& rng = img["range"];
@@ -519,8 +526,10 @@ struct Reader {
       if (!(b & 0x80)) return v;
     }
   }
+  // n bytes are left (compared without adding: a length near 2^64 would overflow the sum)
+  bool has(std::uint64_t n) const { return n <= static_cast<std::uint64_t>(size - pos); }
   void skip(std::uint64_t n) {
-    if (pos + static_cast<long long>(n) > size) throw Truncated{};
+    if (!has(n)) throw Truncated{};
     if (std::fseek(f, static_cast<long>(n), SEEK_CUR) != 0) throw Truncated{};
     pos += static_cast<long long>(n);
   }
@@ -548,7 +557,7 @@ void two_fields(const std::string& buf, std::string& f1, std::string& f2, std::u
       if (num == 2) v2 = v;
     } else if (wire == 2) {
       std::uint64_t n = varint_at(buf, pos);
-      if (pos + n > buf.size()) throw Truncated{};
+      if (n > buf.size() - pos) throw Truncated{};  // not pos + n: it can wrap
       std::string s = buf.substr(pos, n);
       pos += n;
       if (num == 1) f1 = s;
@@ -598,7 +607,7 @@ OnnxHeader read_onnx_header(const std::string& path) {
         if (num == 1) h.ir_version = static_cast<std::int64_t>(v);
       } else if (wire == 2) {
         std::uint64_t n = r.varint();
-        if (r.pos + static_cast<long long>(n) > r.size) throw Truncated{};
+        if (!r.has(n)) throw Truncated{};
         if (num == 8 || num == 14) {
           if (n > (16u << 20)) {
             throw Error(Code::ModelPackage, name + " is not an ONNX model (field " + std::to_string(num) +

@@ -12,7 +12,6 @@ namespace th {
 
 constexpr int kSchemaVersion = 2;     // what the exporter writes
 constexpr int kOldestSchemaVersion = 1;  // still read: an 'adain' package without 'family'
-constexpr int kMaxReferences = 32;
 
 struct Dim {
   bool named = false;  // a dynamic axis ("N", "B")

@@ -362,10 +362,7 @@ Avatar Model::create_avatar(const ImageView* shots, const float* landmarks_px, i
                                        "needs no avatar; render with a NULL avatar");
   }
   if (!shots || !landmarks_px) throw Error(Code::InvalidArgument, "shots and landmarks must not be NULL");
-  if (count < 1 || count > kMaxShots) {
-    throw Error(Code::InvalidArgument, std::to_string(count) + " shots given; an avatar needs 1 to " +
-                                           std::to_string(kMaxShots));
-  }
+  check_shot_count(count);
   const int r = resolution();
   const std::size_t plane = static_cast<std::size_t>(r) * r;
   std::vector<std::uint8_t> crops(plane * 3 * count);

@@ -15,7 +15,6 @@
 
 namespace th {
 
-constexpr int kMaxShots = 32;
 
 enum class Provider { Auto = 0, Cpu = 1, Cuda = 2 };
 

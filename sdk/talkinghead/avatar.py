@@ -19,11 +19,10 @@ import numpy as np
 
 from .crop import Crop
 from .errors import InputError, OutputExistsError, TalkingHeadError
-from .limits import MAX_AVATAR_BYTES, MAX_AVATAR_EXPANDED_BYTES
+from .limits import MAX_AVATAR_BYTES, MAX_AVATAR_EXPANDED_BYTES, MAX_SHOTS
 
 AVATAR_FORMAT = "talkinghead-avatar/2"
 READABLE_FORMATS = ("talkinghead-avatar/1", AVATAR_FORMAT)
-MAX_REFERENCES = 32
 
 
 class AvatarFileError(TalkingHeadError):
@@ -160,8 +159,8 @@ class Avatar:
             imgs, lms = self.ref_images, self.ref_landmarks
             if imgs.dtype != np.uint8 or imgs.ndim != 4 or imgs.shape[3] != 3 or imgs.shape[1] != imgs.shape[2]:
                 raise InputError(f"avatar ref_images must be uint8 [K, S, S, 3], got {imgs.dtype} {list(imgs.shape)}")
-            if not 1 <= imgs.shape[0] <= MAX_REFERENCES:
-                raise InputError(f"an avatar keeps 1 to {MAX_REFERENCES} reference shots, got {imgs.shape[0]}")
+            if not 1 <= imgs.shape[0] <= MAX_SHOTS:
+                raise InputError(f"an avatar keeps 1 to {MAX_SHOTS} reference shots, got {imgs.shape[0]}")
             if lms.shape != (imgs.shape[0], 68, 2) or not _finite32(lms) or np.abs(lms).max() > 4:
                 raise InputError(f"avatar ref_landmarks must be finite [{imgs.shape[0]}, 68, 2], got {list(lms.shape)}")
 

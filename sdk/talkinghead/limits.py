@@ -12,6 +12,8 @@ import warnings
 
 from .errors import InputError
 
+#: Shots an avatar is made from, and reference shots a warp avatar or a manifest's cap may keep.
+MAX_SHOTS = 32
 #: |x|, |y| of landmarks in pixels: float32 keeps 1/16 px there; beyond, points lose their shape.
 MAX_PIXEL_COORD = 1.0e6
 #: |u|, |v| of the crop-normalised landmarks the generator gets: the crop spans [-1, 1]; a face whose

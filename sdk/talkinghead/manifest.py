@@ -23,7 +23,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .errors import ModelPackageError
+from .errors import InputError, ModelPackageError
+from .limits import MAX_SHOTS
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -50,7 +51,6 @@ ROLES = ("embedder", "generator")
 SIZES = ("lite", "paper", "tiny", "warp", "tiny-warp")
 FAMILIES = ("adain", "warp")
 SELECTIONS = ("farthest-landmarks",)
-MAX_REFERENCES = 32
 REFERENCE_INPUTS = ("ref_images", "ref_landmarks")
 """A warp generator's inputs with the reference axis K: every frame of a batch shares them."""
 KINDS = ("meta", "personalised")
@@ -372,6 +372,20 @@ def _variant(name: str, value: Any, where: str) -> VariantSpec:
     )
 
 
+def _offset_y(value: Any) -> float:
+    """The crop rule's offset_y, by the crop rule's own check (talkinghead.crop.CropConfig): a
+    manifest the validator accepts must give a crop rule that crop.py takes (it refused +-1 after
+    the validator had let them through)."""
+    from .crop import CropConfig
+
+    v = _num(value, "landmarks.crop.offset_y")
+    try:
+        CropConfig(offset_y=v).validate()
+    except InputError as exc:
+        raise _fail("landmarks.crop.offset_y", f"expected a number in (-1, 1), got {v}") from exc
+    return v
+
+
 def _landmarks(value: Any) -> LandmarkSpec:
     obj = _object(value, "landmarks", ("layout", "count", "coords", "crop"))
     crop = _object(obj["crop"], "landmarks.crop", ("scale", "offset_y"))
@@ -382,7 +396,7 @@ def _landmarks(value: Any) -> LandmarkSpec:
         layout=_str(obj["layout"], "landmarks.layout", choices=("ibug68",)),
         count=_int(obj["count"], "landmarks.count", const=68),
         coords=_str(obj["coords"], "landmarks.coords", choices=("crop_normalised",)),
-        crop=CropSpec(scale, _num(crop["offset_y"], "landmarks.crop.offset_y", minimum=-1, maximum=1)),
+        crop=CropSpec(scale, _offset_y(crop["offset_y"])),
     )
 
 
@@ -481,8 +495,8 @@ _V2_OPTIONAL = ("references",)
 def _references(value: Any, resolution: int) -> ReferenceSpec:
     obj = _object(value, "references", ("cap", "resolution", "selection"))
     cap = _int(obj["cap"], "references.cap", minimum=1)
-    if cap > MAX_REFERENCES:
-        raise _fail("references.cap", f"expected at most {MAX_REFERENCES}, got {cap}")
+    if cap > MAX_SHOTS:
+        raise _fail("references.cap", f"expected at most {MAX_SHOTS}, got {cap}")
     res = _int(obj["resolution"], "references.resolution", minimum=8)
     if res < resolution:
         raise _fail("references.resolution", f"expected at least the output resolution {resolution}, got {res}")

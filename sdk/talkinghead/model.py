@@ -21,7 +21,7 @@ from .controls import Controls
 from .crop import Crop, crop_from_landmarks, crops_from_landmarks, to_normalised, warp_to_crop
 from .errors import InputError, ModelPackageError
 from .images import as_rgb_array, read_image
-from .limits import MAX_BATCH, MAX_RENDER_FRAMES, RENDER_CHUNK
+from .limits import MAX_BATCH, MAX_RENDER_FRAMES, MAX_SHOTS, RENDER_CHUNK
 from .motion import MotionTransfer, check_face_in_crop, check_landmarks
 from .package import ModelPackage
 from .pasteback import paste_back
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("talkinghead")
 
-MAX_SHOTS = 32
 ImageLike = str | os.PathLike | np.ndarray
 Coords = Literal["pixels", "normalised"]
 
@@ -130,7 +129,7 @@ class TalkingHeadModel:
         shots = self._as_image_list(images)
         if not shots:
             if not self.personalised:
-                raise InputError("create_avatar needs 1 to 32 images of the person")
+                raise InputError(f"create_avatar needs 1 to {MAX_SHOTS} images of the person")
             return self.default_avatar()
         if landmarks is not None:
             lms = list(landmarks) if not isinstance(landmarks, np.ndarray) or landmarks.ndim == 3 else [landmarks]

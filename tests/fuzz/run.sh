@@ -20,7 +20,7 @@ if [[ "$ONLY" != python ]]; then
   for target in manifest onnx shot; do
     T=$(echo "$target" | tr a-z A-Z)
     clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-      -DTALKINGHEAD_VERSION='"fuzz"' -DFUZZ_$T -Ibindings/src -Ibindings/include tests/fuzz/fuzz_native.cpp \
+      -DTALKINGHEAD_VERSION='"fuzz"' -DFUZZ_$T -Ibindings/src -Ibindings/include -Itests/fuzz tests/fuzz/fuzz_native.cpp \
       bindings/src/manifest.cpp bindings/src/sha256.cpp bindings/src/geometry.cpp bindings/src/input_limits.cpp \
       bindings/src/log.cpp -o "$OUT/fuzz_$target"
     mkdir -p "$OUT/corpus_native_$target"

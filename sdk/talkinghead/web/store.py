@@ -22,6 +22,7 @@ import numpy as np
 
 from ..avatar import Avatar
 from ..errors import InputError, TalkingHeadError
+from ..limits import MAX_SHOTS
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class Limits:
     """Every bound of the server (each refusal names the one it hit)."""
 
     max_file_bytes: int = 25 * 2**20      # one uploaded file
-    max_files: int = 32                    # photos per avatar (the SDK's shot limit)
+    max_files: int = MAX_SHOTS             # photos per avatar (the SDK's shot limit)
     max_image_pixels: int = 40_000_000     # width x height of one photo
     max_clip_seconds: float = 60.0         # driving clip length
     max_clip_pixels: int = 3840 * 2160     # driving clip frame size
