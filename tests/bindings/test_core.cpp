@@ -77,6 +77,19 @@ TEST_CASE("manifest: the SDK's rules") {
     m["landmarks"]["crop"]["rotate"] = 0;
     CHECK(contains(error_of(m), "landmarks.crop: unknown key(s) 'rotate'"));
   }
+  SUBCASE("the crop rule's own bounds: offset_y in (-1, 1), as crop.py (both validators took +-1)") {
+    for (double v : {1.0, -1.0, 1.5}) {
+      m = good_manifest();
+      m["landmarks"]["crop"]["offset_y"] = v;
+      CHECK(contains(error_of(m), "landmarks.crop.offset_y: expected a number in (-1, 1)"));
+    }
+    m = good_manifest();
+    m["landmarks"]["crop"]["offset_y"] = 0.99;
+    CHECK(error_of(m).empty());
+  }
+  SUBCASE("a UTF-8 byte-order mark is read, as in Python") {
+    CHECK(th::parse_manifest("\xEF\xBB\xBF" + good_manifest().dump()).name == good_manifest()["name"].get<std::string>());
+  }
   SUBCASE("parity.pruned: the attention blocks the export left out") {
     REQUIRE(m["parity"].contains("pruned"));  // the fixture's random attention adds nothing
     CHECK(error_of(m).empty());

@@ -286,6 +286,7 @@ def _mutations(valid: dict) -> list[tuple[str, dict]]:
     mutate("variants.int8.method", lambda m: m["variants"]["int8"].update(method="cast"))
     mutate("variants.fp16.error", lambda m: m["variants"]["fp16"]["error"].pop("ssim"))
     mutate("landmarks.count", lambda m: m["landmarks"].update(count=5))
+    mutate("landmarks.crop.offset_y", lambda m: m["landmarks"]["crop"].update(offset_y=1.0))  # crop.py's (-1, 1)
     mutate("image.range", lambda m: m["image"].update(range=[0, 1]))
     mutate("parity.data.kind", lambda m: m["parity"]["data"].update(kind="imagined"))
     mutate("variants.fp32", lambda m: m["variants"].update(fp32=m["variants"]["int8"]))
@@ -423,3 +424,16 @@ def test_variants_rebuild_refuses_synthetic_calibration(meta_package, tmp_path, 
     assert "no real face crops" in capsys.readouterr().err
     assert variants_main([str(folder), "--overwrite", "--samples", "2", "--allow-synthetic"]) == 0
     assert "synthetic" in json.loads((folder / "manifest.json").read_text())["variants"]["int8"]["calibration"]
+
+
+def test_a_manifest_with_a_byte_order_mark_loads_as_in_the_cpp_core(meta_package, tmp_path):
+    """RFC 8259 lets a parser ignore a UTF-8 BOM; the C++ core did and Python refused (issue 19)."""
+    import shutil
+
+    from talkinghead.package import ModelPackage
+
+    copy_dir = tmp_path / "bom"
+    shutil.copytree(meta_package, copy_dir)
+    manifest = copy_dir / "manifest.json"
+    manifest.write_bytes(b"\xef\xbb\xbf" + manifest.read_bytes())
+    assert ModelPackage.load(copy_dir).name == ModelPackage.load(meta_package).name
