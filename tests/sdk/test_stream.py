@@ -161,3 +161,48 @@ def test_expression_only_keeps_the_source_head_still(tiny_model, avatar) -> None
     mouth = lambda p: p[66, 1] - p[62, 1]  # noqa: E731
     assert mouth(kept) - mouth(avatar.landmarks) > 0.5 * (mouth(plain) - mouth(avatar.landmarks))
     assert np.array_equal(Controls().apply(plain, avatar.landmarks), plain)
+
+
+def test_live_tracks_the_next_input_while_the_current_one_renders(tiny_model, avatar, monkeypatch) -> None:
+    """The pipeline: with rendering slowed to 0.3 s, the second input is tracked (prepared) while the
+    first is still rendering, and both are rendered (none waits for the other stage)."""
+    import threading
+    import time
+
+    from talkinghead.stream import Stream
+
+    events: list[tuple[str, float]] = []
+    lock = threading.Lock()
+    prepare, finish = Stream._prepare, Stream._finish
+
+    def slow_finish(self, prepared):
+        with lock:
+            events.append(("render start", time.perf_counter()))
+        time.sleep(0.3)
+        out = finish(self, prepared)
+        with lock:
+            events.append(("render end", time.perf_counter()))
+        return out
+
+    def logged_prepare(self, *args, **kwargs):
+        out = prepare(self, *args, **kwargs)
+        with lock:
+            events.append(("tracked", time.perf_counter()))
+        return out
+
+    monkeypatch.setattr(Stream, "_finish", slow_finish)
+    monkeypatch.setattr(Stream, "_prepare", logged_prepare)
+    base = avatar.landmarks * 60 + 100
+    with tiny_model.stream(avatar).live() as live:
+        live.submit(base, timestamp=0.0)
+        deadline = time.perf_counter() + 10
+        while not any(e == "render start" for e, _ in events) and time.perf_counter() < deadline:
+            time.sleep(0.005)
+        live.submit(base + 1.0, timestamp=0.04)
+        assert live.wait_idle()
+    kinds = [e for e, _ in events]
+    assert kinds.count("tracked") == 2 and kinds.count("render end") == 2, kinds
+    second_tracked = [t for e, t in events if e == "tracked"][1]
+    first_rendered = [t for e, t in events if e == "render end"][0]
+    assert second_tracked < first_rendered, kinds  # tracked during the first render
+    assert live.stats.rendered == 2 and live.stats.dropped == 0
