@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace th {
 
@@ -20,11 +21,16 @@ enum class Code {
 
 class Error : public std::runtime_error {
  public:
-  Error(Code code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  Error(Code code, const std::string& message, std::string key = "")
+      : std::runtime_error(message), code_(code), key_(std::move(key)) {}
   Code code() const noexcept { return code_; }
+  // For a manifest that breaks the contract: the offending key's path ("landmarks.crop.offset_y"),
+  // the stable code Python's ModelPackageError.key gives too (contract/manifests); "" otherwise.
+  const std::string& key() const noexcept { return key_; }
 
  private:
   Code code_;
+  std::string key_;
 };
 
 enum class LogLevel { Debug = 0, Info = 1, Warning = 2, Error = 3 };

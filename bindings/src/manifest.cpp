@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cmath>
@@ -27,7 +28,7 @@ using json = nlohmann::json;
 const char* const kRoles[] = {"embedder", "generator"};
 
 Error fail(const std::string& where, const std::string& message) {
-  return Error(Code::ModelPackage, "manifest: " + where + ": " + message);
+  return Error(Code::ModelPackage, "manifest: " + where + ": " + message, where);
 }
 
 std::string type_name(const json& v) {
@@ -285,7 +286,8 @@ void producer(const json& v) {
 
 void schema_version(const json& data) {
   if (!data.is_object()) {
-    throw Error(Code::ModelPackage, "manifest: expected a JSON object at the top level, got " + type_name(data));
+    throw Error(Code::ModelPackage, "manifest: expected a JSON object at the top level, got " + type_name(data),
+                "(top level)");
   }
   if (!data.contains("schema_version")) {
     throw fail("schema_version", "required key is missing (is this a talkinghead manifest.json?)");
@@ -301,11 +303,13 @@ void schema_version(const json& data) {
                 "manifest: schema_version " + got + " is newer than this talkinghead (" TALKINGHEAD_VERSION
                 ") reads (schema_version " + std::to_string(kSchemaVersion) +
                 "): upgrade talkinghead (the native library and the pip package), "
-                "or re-export the model with this version's exporter (python -m export)");
+                "or re-export the model with this version's exporter (python -m export)",
+                "schema_version");
   }
   throw Error(Code::ModelPackage, "manifest: schema_version " + got +
                                       " is not supported (this talkinghead reads schema_version 1, 2): re-export "
-                                      "the model with the current exporter (python -m export)");
+                                      "the model with the current exporter (python -m export)",
+              "schema_version");
 }
 
 // manifest._references
@@ -580,12 +584,43 @@ std::string base_name(const std::string& path) {
 
 }  // namespace
 
+// talkinghead.package.parse_manifest_json's nesting bound: brackets counted outside strings,
+// before a parser sees them (Python's recurses; the corpus holds a case deeper than this).
+constexpr int kMaxJsonDepth = 32;
+
+void check_json_depth(const std::string& text) {
+  int depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  if (deepest > kMaxJsonDepth) {
+    throw Error(Code::ModelPackage, "manifest.json nests " + std::to_string(deepest) + " levels deep (a manifest has at most " +
+                                        std::to_string(kMaxJsonDepth) + ")", "(json)");
+  }
+}
+
 Manifest parse_manifest(const std::string& text) {
+  check_json_depth(text);
   json data;
   try {
     data = json::parse(text);
   } catch (const json::exception& e) {
-    throw Error(Code::ModelPackage, std::string("manifest.json is not valid JSON: ") + e.what());
+    throw Error(Code::ModelPackage, std::string("manifest.json is not valid JSON: ") + e.what(), "(json)");
   }
   return validate(data);
 }

@@ -28,7 +28,16 @@ class VideoError(TalkingHeadError):
 
 
 class ModelPackageError(TalkingHeadError):
-    """A model package is missing, corrupt, tampered with or of an unknown schema version."""
+    """A model package is missing, corrupt, tampered with or of an unknown schema version.
+
+    ``key``: for a manifest that breaks the contract, the offending key's path (for example
+    ``landmarks.crop.offset_y``): the stable code that the C++ core gives too (th::Error::key), and
+    that the conformance corpus (contract/manifests) records per case; None otherwise.
+    """
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class ProviderError(TalkingHeadError):

@@ -233,7 +233,7 @@ def expected_io(kind: str, role: str, resolution: int, embedding_dim: int, famil
 
 
 def _fail(where: str, message: str) -> ModelPackageError:
-    return ModelPackageError(f"manifest: {where}: {message}")
+    return ModelPackageError(f"manifest: {where}: {message}", key=where)
 
 
 def _type_name(value: Any) -> str:
@@ -462,7 +462,8 @@ def _producer(value: Any) -> None:
 
 def _schema_version(data: Any) -> None:
     if not isinstance(data, dict):
-        raise ModelPackageError(f"manifest: expected a JSON object at the top level, got {_type_name(data)}")
+        raise ModelPackageError(f"manifest: expected a JSON object at the top level, got {_type_name(data)}",
+                                key="(top level)")
     if "schema_version" not in data:
         raise _fail("schema_version", "required key is missing (is this a talkinghead manifest.json?)")
     version = data["schema_version"]
@@ -476,10 +477,11 @@ def _schema_version(data: Any) -> None:
         raise ModelPackageError(
             f"manifest: schema_version {version} is newer than this talkinghead ({__version__}) reads "
             f"(schema_version {SCHEMA_VERSION}): upgrade talkinghead (pip install -U talkinghead), "
-            f"or re-export the model with this version's exporter (python -m export)")
+            f"or re-export the model with this version's exporter (python -m export)", key="schema_version")
     raise ModelPackageError(
         f"manifest: schema_version {version} is not supported (this talkinghead reads schema_version "
-        f"{', '.join(map(str, READABLE_VERSIONS))}): re-export the model with the current exporter (python -m export)")
+        f"{', '.join(map(str, READABLE_VERSIONS))}): re-export the model with the current exporter (python -m export)",
+        key="schema_version")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -291,11 +291,12 @@ def parse_manifest_json(data: bytes, name: str = MANIFEST_NAME) -> Any:
         elif byte in (0x5D, 0x7D):
             depth -= 1
     if deepest > _MAX_JSON_DEPTH:
-        raise ModelPackageError(f"{name} nests {deepest} levels deep (a manifest has at most {_MAX_JSON_DEPTH})")
+        raise ModelPackageError(f"{name} nests {deepest} levels deep (a manifest has at most {_MAX_JSON_DEPTH})",
+                                key="(json)")
     try:
         return json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelPackageError(f"{name} is not valid JSON: {exc}") from None
+        raise ModelPackageError(f"{name} is not valid JSON: {exc}", key="(json)") from None
 
 
 class ModelPackage:

@@ -336,3 +336,29 @@ TEST_CASE("every input the C++ fuzzers found gets a th::Error or is read, nothin
   }
   CHECK(replayed >= 2);
 }
+
+TEST_CASE("the manifest conformance corpus: valid ones load, invalid ones fail with their key") {
+  // contract/manifests (contract/make_manifests.py); tests/sdk/test_contract.py reads the same files.
+  const std::string dir = std::string(TH_CONTRACT_DIR) + "/manifests/";
+  const json cases = json::parse(read_text(dir + "cases.json"));
+  int invalid = 0;
+  for (const auto& item : cases.items()) {
+    const json& c = item.value();
+    CAPTURE(item.key());
+    const std::string text = read_text(dir + c["file"].get<std::string>());
+    if (c["valid"].get<bool>()) {
+      CHECK_NOTHROW(th::parse_manifest(text));
+      continue;
+    }
+    ++invalid;
+    std::string key = "(accepted)";
+    try {
+      th::parse_manifest(text);
+    } catch (const th::Error& e) {
+      CHECK(e.code() == th::Code::ModelPackage);
+      key = e.key();
+    }
+    CHECK(key == c["key"].get<std::string>());
+  }
+  CHECK(invalid >= 30);
+}
