@@ -79,10 +79,18 @@ class NativeEngine:
         name = providers.lower() if isinstance(providers, str) else None
         if name not in ("auto", "cpu", "cuda"):
             raise InputError(f"backend='native' takes providers 'auto', 'cpu' or 'cuda', got {providers!r}")
+        # Every session option is honoured or refused by name (the C++ core fixes these two).
+        if config.graph_optimization != "all":
+            raise InputError(f"backend='native' always optimises graphs fully; graph_optimization="
+                             f"{config.graph_optimization!r} needs backend='onnxruntime'")
+        if not config.enable_mem_arena:
+            raise InputError("backend='native' always uses ONNX Runtime's memory arena; enable_mem_arena=False "
+                             "needs backend='onnxruntime'")
         self.variant = generator_variant(package, config)
+        # ModelPackage.load has verified every file's sha256 already: the core does not hash them again.
         self.model = _native.Model(str(package.folder), provider=name, intra_op_threads=config.intra_op_threads,
                                    inter_op_threads=config.inter_op_threads, variant=self.variant,
-                                   allow_spinning=config.allow_spinning)
+                                   allow_spinning=config.allow_spinning, verify_hashes=False, watermark=False)
         self.providers = ["CUDAExecutionProvider" if self.model.provider == "cuda" else "CPUExecutionProvider"]
 
     def embed(self, images: np.ndarray, landmarks: np.ndarray) -> np.ndarray:

@@ -243,6 +243,9 @@ def test_sdk_backend_native_gives_the_same_frames(packages, shared_data) -> None
     lms = np.stack([a_py.landmarks, a_py.landmarks * 0.95, a_py.landmarks + 0.02])
     diff = np.abs(nat.render(a_nat, lms).astype(int) - py.render(a_py, lms).astype(int))
     assert diff.max() <= 1
+    for option, value in (("graph_optimization", "basic"), ("enable_mem_arena", False)):
+        with pytest.raises(talkinghead.InputError, match=option):  # honoured or refused by name, never ignored
+            talkinghead.load_model(packages["meta"], providers="cpu", backend="native", **{option: value})
 
 
 def test_warp_family_matches_python(packages) -> None:
