@@ -9,6 +9,7 @@ files (no references) still load; a warp model asks for the avatar to be made ag
 from __future__ import annotations
 
 import json
+import tokenize
 import os
 import zipfile
 import zlib
@@ -112,7 +113,8 @@ class Avatar:
                 meta = json.loads(bytes(data["meta"]).decode())
                 arrays = {k: data[k] for k in data.files}
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
-                RuntimeError, json.JSONDecodeError) as exc:
+                RuntimeError, SyntaxError, tokenize.TokenError, json.JSONDecodeError) as exc:  # numpy parses
+            # an array's header with Python's tokenizer
             raise AvatarFileError(f"{path} is not a talkinghead avatar file: {exc}") from exc
         if not isinstance(meta, dict):
             raise AvatarFileError(f"{path}: its meta is not a JSON object")
@@ -176,6 +178,9 @@ def _check_archive(path: Path) -> None:
     if size > MAX_AVATAR_BYTES:
         raise AvatarFileError(f"{path}: {size / 2**20:.0f} MiB is larger than an avatar file may be "
                               f"({MAX_AVATAR_BYTES >> 20} MiB)")
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":  # np.load reads a file by its first bytes, zipfile by its last
+            raise AvatarFileError(f"{path} is not a talkinghead avatar file (not an .npz archive)")
     try:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()

@@ -2,8 +2,10 @@
 reader now answers it with its own error type (or reads it), within seconds, never anything else.
 
 - ``py_onnx_*``: a metadata field of the wrong wire type raised AttributeError.
-- ``py_avatar_*``: corrupt deflate data (zlib.error) and an unsupported zip method
-  (NotImplementedError) escaped Avatar.load.
+- ``py_avatar_*``: corrupt deflate data (zlib.error), an unsupported zip method
+  (NotImplementedError) and a file that is a zip by its end but an .npy by its start (numpy's
+  header tokenizer raised TokenError) escaped Avatar.load.
+- ``native_onnx_*``: a field length near 2^63 overflowed the C++ header reader's position (UBSan).
 - ``native_shot_*``: landmarks spanning 590,000 px made a crop whose box prefilter took minutes
   (a timeout) in the C++ core; both languages now refuse a crop over 8x the image's side.
 """

@@ -126,11 +126,11 @@ def test_warp_finetuning_adapts_to_the_shots_and_keeps_the_family(synthetic) -> 
 
 
 def test_converting_the_first_design_to_residual_synthesis_keeps_the_frame_and_feeds_the_painter() -> None:
-    """training.warp_residual: a first-design model (absolute synthesis, mask logit 6) converted to
+    """training.warp_convert: a first-design model (absolute synthesis, mask logit 6) converted to
     residual synthesis renders its warp (what the old one showed, up to its mask's leak), with the
     mask at 0.5 and a painter whose gradient is no longer damped by the sigmoid's slope at 6."""
     from training.checkpoint import build_models
-    from training.warp_residual import to_residual
+    from training.warp_convert import to_residual
 
     config = tiny_warp_config()
     config.net.warp.synth_residual, config.net.warp.mask_bias = False, 6.0

@@ -194,7 +194,7 @@ class WarpGenerator(nn.Module):
         prior_net = _up(prior, ng) if wc.prior_grid != ng else prior  # [BM, 2, ng, ng]
         shots = shots_image.reshape(b * m, *shots_image.shape[2:])
         logits = (-distance / self.log_tau.exp()).reshape(b * m, 1, 1, 1)
-        flow = prior_net
+        correction = None  # the learned flow correction, at the net grid
         if "flow" in self.stages or "blend" in self.stages:
             small = F.grid_sample(_up(shots, ng), prior_net.permute(0, 2, 3, 1), mode="bilinear",
                                   padding_mode="border", align_corners=False)
@@ -203,11 +203,14 @@ class WarpGenerator(nn.Module):
             offset = prior_net - self.net_pixels.permute(0, 3, 1, 2)
             refined = self.refiner(torch.cat([small, raster, offset], 1))
             if "flow" in self.stages:
-                flow = prior_net + wc.max_correction * torch.tanh(refined[:, :2])
+                correction = wc.max_correction * torch.tanh(refined[:, :2])
             if "blend" in self.stages:
                 logits = logits + _up(refined[:, 2:3], r)
-        with _fp32(flow):
-            grid = _up(flow.float(), r).permute(0, 2, 3, 1)  # [BM, R, R, 2]
+        with _fp32(prior):  # the prior at its own (finer) grid plus the correction, each upsampled once
+            field = _up(prior.float(), r) if wc.prior_grid != r else prior.float()
+            if correction is not None:
+                field = field + _up(correction.float(), r)
+            grid = field.permute(0, 2, 3, 1)  # [BM, R, R, 2]
             warped_m = F.grid_sample(shots.float(), grid, mode="bilinear", padding_mode="border",
                                      align_corners=False)
         weights = torch.softmax(logits.expand(b * m, 1, r, r).reshape(b, m, 1, r, r), dim=1)

@@ -1,0 +1,81 @@
+"""Convert a warp-family checkpoint between designs, keeping its weights and step.
+
+- ``--residual`` (from the first design): absolute synthesis, mask started near 1 -> residual
+  synthesis (``warp.synth_residual``: the painter corrects the warp; the mask restarts at
+  ``--mask-logit``). Why: the first design's mask started at logit 6 (sigmoid 0.998) so that the
+  untrained model showed the warp; the sigmoid's slope there is 0.0025, so the synthesis branch got
+  no gradient and in 8,730 steps the mask never left 0.999 (docs/model-card.md). The residual design
+  shows the warp at any mask, so the mask can start at 0.5. The painter's colour outputs are zeroed
+  (a correction of zero: the converted model renders what the old one did up to the old mask's 0.1%).
+- ``--prior-grid N``: the resolution of the analytic piecewise-affine field (``warp.prior_grid``).
+  It holds no weights (the mesh is solved per frame), so any multiple of 4 works with the same
+  weights; a finer field follows the mesh more closely (the classical warp solves it per pixel).
+
+    python -m training.warp_convert checkpoints/warp/checkpoint.safetensors runs/warp/init.safetensors --residual
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from .checkpoint import CheckpointState, Models, load_checkpoint, save_checkpoint
+from .errors import CheckpointError
+from .networks import WarpGenerator
+from .networks.warp_generator import PiecewiseAffineField
+
+
+def to_residual(models: Models, mask_logit: float = 0.0) -> None:
+    """Switch a warp-family model to residual synthesis in place (see the module docstring)."""
+    gen = models.generator
+    if not isinstance(gen, WarpGenerator):
+        raise CheckpointError("only a warp-family checkpoint has a synthesis branch to convert")
+    if models.config.net.warp.synth_residual:
+        raise CheckpointError("the checkpoint already uses residual synthesis")
+    models.config.net.warp.synth_residual = True
+    models.config.net.warp.mask_bias = float(mask_logit)
+    gen.config = models.config.net.warp
+    out = gen.synthesiser.out
+    with torch.no_grad():
+        out.weight.zero_()  # colour correction 0; the mask a constant logit (learns from here)
+        out.bias.copy_(torch.tensor([0.0, 0.0, 0.0, float(mask_logit)]))
+
+
+def set_prior_grid(models: Models, grid: int) -> None:
+    """Give a warp-family model's analytic field ``grid`` x ``grid`` resolution (in place)."""
+    gen = models.generator
+    if not isinstance(gen, WarpGenerator):
+        raise CheckpointError("only a warp-family checkpoint has a prior field")
+    models.config.net.warp.prior_grid = int(grid)
+    models.config.net.warp.validate()
+    gen.config = models.config.net.warp
+    gen.field = PiecewiseAffineField(int(grid))
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m training.warp_convert", description=__doc__.split("\n\n")[0])
+    p.add_argument("checkpoint", type=Path, help="a warp-family checkpoint")
+    p.add_argument("out", type=Path, help="where to write the converted checkpoint (must not exist)")
+    p.add_argument("--residual", action="store_true", help="first design -> residual synthesis")
+    p.add_argument("--mask-logit", type=float, default=0.0, help="with --residual: the mask's starting logit (0: 0.5)")
+    p.add_argument("--prior-grid", type=int, help="the analytic field's resolution (a multiple of 4)")
+    args = p.parse_args(argv)
+    if not args.residual and args.prior_grid is None:
+        p.error("nothing to convert: give --residual and/or --prior-grid")
+    if args.out.exists() or args.out.resolve() == args.checkpoint.resolve():
+        p.error(f"{args.out} exists; choose a new path")
+    models, state = load_checkpoint(args.checkpoint)
+    if args.residual:
+        to_residual(models, args.mask_logit)
+    if args.prior_grid is not None:
+        set_prior_grid(models, args.prior_grid)
+    save_checkpoint(args.out, models, CheckpointState(step=state.step, videos=state.videos, data=state.data,
+                                                      kind=state.kind, extra=state.extra))
+    wc = models.config.net.warp
+    print(f"{args.out}: step {state.step}, {'residual' if wc.synth_residual else 'absolute'} synthesis, "
+          f"prior grid {wc.prior_grid}")
+
+
+if __name__ == "__main__":
+    main()
