@@ -7,12 +7,11 @@ first driving face), the controls (talkinghead.controls) and the counters.
 - :meth:`Stream.push` renders synchronously: the caller's thread tracks, transfers, renders and
   pastes. Use it from an engine loop, or when the source waits for the renderer (a file).
 - :class:`LiveStream` (``stream.live()``) decouples a live source from the renderer with bounded
-  latency: ``submit`` never blocks and keeps only the newest pending input. Two worker threads form
-  a pipeline: one tracks (detection, smoothing, motion transfer, controls: the stream's state), the
-  other renders and pastes (stateless), so frame N+1 is tracked while frame N renders (dlib and ONNX
-  Runtime release the GIL). Each stage hands over through a one-slot box, newest wins: an input
-  replaced before a stage took it is dropped and counted. Nothing queues without limit: at most one
-  input and one tracked frame wait, and one result is held.
+  latency: ``submit`` never blocks and keeps only the newest pending input; one worker thread
+  tracks and renders it; an input replaced before the worker took it is dropped and counted.
+  Nothing queues without limit: at most one input waits and one result is held. Threads: the
+  caller's (capture, ``submit``) and the worker's (tracking + rendering, which release the GIL in
+  dlib and ONNX Runtime), so capture and rendering overlap on two cores.
 
 Every pushed input is accounted for: ``pushed == rendered + dropped + failed``.
 """
@@ -37,15 +36,6 @@ if TYPE_CHECKING:
     from .model import TalkingHeadModel
 
 Output = Literal["crop", "paste", "driver"]
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A tracked input, ready to render: what the stateful half of a stream gives the stateless half."""
-
-    landmarks: np.ndarray  # [68, 2] crop-normalised, motion transferred, controls applied
-    driver_px: np.ndarray  # the driver's landmarks in its frame's pixels
-    frame: np.ndarray | None  # the driving frame (pasted into with output='driver'), None for landmarks
 
 
 @dataclass
@@ -157,24 +147,20 @@ class Stream:
     def _render_counted(self, item: np.ndarray, timestamp: float | None, coords: str,
                         t_in: float) -> tuple[np.ndarray, float]:
         """Render one input under the stream's lock and count it (rendered, or failed and re-raised);
-        returns the frame and its latency since ``t_in`` in ms."""
+        returns the frame and its latency since ``t_in`` in ms. Shared by push and LiveStream."""
         with self._lock:
             try:
                 frame = self._render(item, timestamp, coords)
             except Exception:
                 self.stats.failed += 1
                 raise
-            return frame, self._count_rendered(t_in)
-
-    def _count_rendered(self, t_in: float) -> float:
-        """Count one rendered frame and its latency since ``t_in`` (ms, returned); callers hold a lock."""
-        self.stats.rendered += 1
-        latency = (time.perf_counter() - t_in) * 1000.0
-        lat = self.stats.latencies_ms
-        lat.append(latency)
-        if len(lat) > LATENCY_WINDOW:
-            del lat[: len(lat) - LATENCY_WINDOW]
-        return latency
+            self.stats.rendered += 1
+            latency = (time.perf_counter() - t_in) * 1000.0
+            lat = self.stats.latencies_ms
+            lat.append(latency)
+            if len(lat) > LATENCY_WINDOW:
+                del lat[: len(lat) - LATENCY_WINDOW]
+            return frame, latency
 
     def _time(self, timestamp: float | None) -> float:
         if timestamp is None:
@@ -188,11 +174,6 @@ class Stream:
         return t
 
     def _render(self, item: np.ndarray, timestamp: float | None, coords: str = "pixels") -> np.ndarray:
-        return self._finish(self._prepare(item, timestamp, coords))
-
-    def _prepare(self, item: np.ndarray, timestamp: float | None, coords: str = "pixels") -> Prepared:
-        """The stateful half of a frame (callers hold the stream's lock): check the input, track or
-        smooth it, transfer the motion, apply the controls."""
         if coords not in ("pixels", "normalised"):
             raise InputError(f"coords must be 'pixels' or 'normalised', got {coords!r}")
         arr = np.asarray(item)
@@ -213,20 +194,14 @@ class Stream:
             driver_px = self._track(frame, t)
         self._last_time = t
         norm = self._controls.apply(self._transfer(driver_px), self.avatar.landmarks)
-        return Prepared(norm, driver_px, frame)
-
-    def _finish(self, prepared: Prepared) -> np.ndarray:
-        """The stateless half (thread-safe, no lock): render the crop, paste it where ``output``
-        says, mark it."""
-        crop_image = self.model._render_crops(self.avatar, prepared.landmarks[None])[0]
+        crop_image = self.model._render_crops(self.avatar, norm[None])[0]
         if self.output == "crop":
             return self.model._mark(crop_image)
         if self.output == "paste":
             return self.model._mark(paste_back(self.avatar.image, crop_image, self.avatar.crop))
         from .crop import crop_from_landmarks
 
-        box = crop_from_landmarks(prepared.driver_px, self.model.package.crop_config)
-        return self.model._mark(paste_back(prepared.frame, crop_image, box))
+        return self.model._mark(paste_back(frame, crop_image, crop_from_landmarks(driver_px, self.model.package.crop_config)))
 
     @staticmethod
     def _check_frame(arr: np.ndarray) -> np.ndarray:
@@ -257,40 +232,31 @@ class Stream:
 
 
 class LiveStream:
-    """Capture, tracking and rendering on separate threads; at most one input and one tracked frame
-    waiting (the newest of each).
+    """Capture and rendering on separate threads, at most one input waiting (the newest).
 
     ``submit(item, timestamp)`` returns at once; ``latest()`` gives the newest rendered frame with its
-    input timestamp; ``on_frame(frame, timestamp, latency_ms)``, if given, is called on the render
-    thread for each rendered frame. ``close()`` (or leaving a ``with`` block) stops the workers after
-    the frames in progress; inputs still waiting then are counted as dropped.
+    input timestamp; ``on_frame(frame, timestamp, latency_ms)``, if given, is called on the worker
+    thread for each rendered frame. ``close()`` (or leaving a ``with`` block) stops the worker after
+    the frame in progress; the input still pending then is counted as dropped.
     """
 
     def __init__(self, stream: Stream, on_frame=None) -> None:
         self.stream = stream
         self.on_frame = on_frame
-        self._cond = threading.Condition()  # guards the boxes, the busy flags and the stream's counters
-        self._pending: tuple[np.ndarray, float | None, str, float] | None = None  # submitted, not tracked
-        self._prepared: tuple[Prepared, float | None, float] | None = None  # tracked, not rendered
+        self._cond = threading.Condition()
+        self._pending: tuple[np.ndarray, float | None, str, float] | None = None
         self._latest: tuple[np.ndarray, float | None] | None = None
-        self._tracking = self._rendering = False
         self._closed = False
         self.error: Exception | None = None  # the last failed input's error (the stream goes on)
-        self._workers = [threading.Thread(target=self._track_loop, name="talkinghead-live-track", daemon=True),
-                         threading.Thread(target=self._render_loop, name="talkinghead-live-render", daemon=True)]
-        for w in self._workers:
-            w.start()
+        self._worker = threading.Thread(target=self._run, name="talkinghead-live", daemon=True)
+        self._worker.start()
 
     @property
     def stats(self) -> StreamStats:
         return self.stream.stats
 
-    @property
-    def _busy(self) -> bool:
-        return self._tracking or self._rendering or self._prepared is not None
-
     def submit(self, item: np.ndarray, timestamp: float | None = None, coords: str = "pixels") -> None:
-        """Hand one input to the pipeline without waiting; replaces (drops) an input not yet tracked."""
+        """Hand one input to the renderer without waiting; replaces (drops) an input not yet taken."""
         with self._cond:
             if self._closed:
                 raise InputError("this live stream is closed")
@@ -298,7 +264,7 @@ class LiveStream:
                 self.stream.stats.dropped += 1
             self.stream.stats.pushed += 1
             self._pending = (item, timestamp, coords, time.perf_counter())
-            self._cond.notify_all()
+            self._cond.notify()
 
     def latest(self) -> tuple[np.ndarray, float | None] | None:
         """The newest rendered frame and its input's timestamp, or None before the first."""
@@ -306,7 +272,7 @@ class LiveStream:
             return self._latest
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Block until nothing is waiting or in progress (tests, the end of a file source)."""
+        """Block until nothing is pending or in progress (tests, the end of a file source)."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while self._pending is not None or self._busy:
@@ -316,12 +282,9 @@ class LiveStream:
                 self._cond.wait(left)
             return True
 
-    def _failed(self, exc: Exception) -> None:
-        with self._cond:
-            self.stream.stats.failed += 1
-            self.error = exc
+    _busy = False
 
-    def _track_loop(self) -> None:
+    def _run(self) -> None:
         s = self.stream
         while True:
             with self._cond:
@@ -331,60 +294,30 @@ class LiveStream:
                     return
                 item, timestamp, coords, t_in = self._pending
                 self._pending = None
-                self._tracking = True
+                self._busy = True
             try:
-                with s._lock:
-                    prepared = s._prepare(item, timestamp, coords)
-            except Exception as exc:  # noqa: BLE001 - a failed input must not stop the pipeline; kept for the caller
-                self._failed(exc)
-                prepared = None
-            with self._cond:
-                if prepared is not None:
-                    if self._prepared is not None or self._closed:
-                        self.stream.stats.dropped += 1  # tracked, but a newer one is ready first (or closed)
-                    if not self._closed:
-                        self._prepared = (prepared, timestamp, t_in)
-                self._tracking = False
-                self._cond.notify_all()
-
-    def _render_loop(self) -> None:
-        s = self.stream
-        while True:
-            with self._cond:
-                while self._prepared is None and not self._closed:
-                    self._cond.wait()
-                if self._closed:
-                    return
-                prepared, timestamp, t_in = self._prepared
-                self._prepared = None
-                self._rendering = True
-            frame = latency = None
-            try:
-                frame = s._finish(prepared)
-            except Exception as exc:  # noqa: BLE001
-                self._failed(exc)
+                frame, latency = s._render_counted(item, timestamp, coords, t_in)
+            except Exception as exc:  # noqa: BLE001 - a failed input must not stop the worker; kept for the caller
+                self.error = exc
+                frame = None
             with self._cond:
                 if frame is not None:
-                    latency = s._count_rendered(t_in)
                     self._latest = (frame, timestamp)
-            if frame is not None and self.on_frame is not None:
-                self.on_frame(frame, timestamp, latency)  # before idle: wait_idle sees every callback done
-            with self._cond:
-                self._rendering = False
+                self._busy = False
                 self._cond.notify_all()
+            if frame is not None and self.on_frame is not None:
+                self.on_frame(frame, timestamp, latency)
 
     def close(self) -> None:
         with self._cond:
             if self._closed:
                 return
             self._closed = True
-            for box in ("_pending", "_prepared"):
-                if getattr(self, box) is not None:
-                    self.stream.stats.dropped += 1
-                    setattr(self, box, None)
+            if self._pending is not None:
+                self.stream.stats.dropped += 1
+                self._pending = None
             self._cond.notify_all()
-        for w in self._workers:
-            w.join(timeout=30)
+        self._worker.join(timeout=30)
 
     def __enter__(self) -> "LiveStream":
         return self
