@@ -2,7 +2,7 @@
 # Fuzz the readers of untrusted bytes for a fixed budget each (issue 18): the C++ core's manifest
 # parser, ONNX header reader and shot path (libFuzzer with ASan + UBSan; needs clang, Debian's
 # `clang` package) and the Python SDK's manifest parser, ONNX header reader and avatar loader
-# (atheris: `pip install atheris`). Not run by CI (a budget, not a test); what it finds goes into
+# (atheris: `pip install ".[fuzz]"`). Not run by CI (a budget, not a test); what it finds goes into
 # tests/fuzz/crashes/, which tests/sdk/test_fuzz_regressions.py and test_core replay.
 #
 #   bash tests/fuzz/run.sh [SECONDS_PER_TARGET (default 300)] [--only native|python]
