@@ -20,6 +20,7 @@ import numpy as np
 
 from .crop import Crop
 from .errors import InputError, OutputExistsError, TalkingHeadError
+from .filetypes import json_depth
 from .limits import MAX_AVATAR_BYTES, MAX_AVATAR_EXPANDED_BYTES, MAX_SHOTS
 
 AVATAR_FORMAT = "talkinghead-avatar/2"
@@ -110,7 +111,10 @@ class Avatar:
         _check_archive(path)
         try:
             with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(bytes(data["meta"]).decode())
+                raw = bytes(data["meta"])
+                if json_depth(raw) > 8:  # an avatar's meta is one flat object
+                    raise ValueError("its meta nests too deep")
+                meta = json.loads(raw.decode())
                 arrays = {k: data[k] for k in data.files}
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
                 RuntimeError, SyntaxError, tokenize.TokenError, json.JSONDecodeError) as exc:  # numpy parses

@@ -99,6 +99,24 @@ def check_image_complete(data: bytes, kind: str) -> str | None:
     return None
 
 
+def json_depth(data: bytes) -> int:
+    """How deep JSON text nests (brackets counted outside strings), read before a parser sees it:
+    Python's json module recurses, so 10^5 "[" would exhaust its stack."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (byte == 0x5C, byte != 0x22)
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
 def exif_orientation(data: bytes) -> int:
     """The EXIF orientation (1..8; 1 = as stored) of JPEG bytes, 1 when absent or unreadable.
 

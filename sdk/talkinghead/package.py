@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Mapping
 
 from .errors import ModelPackageError
+from .filetypes import json_depth
 from .manifest import GraphSpec, LandmarkSpec, Manifest, ReferenceSpec, TensorSpec, VariantSpec, validate_manifest
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -278,18 +279,7 @@ _MAX_JSON_DEPTH = 32  # a manifest nests 5 deep; Python's parser recurses (10^5 
 def parse_manifest_json(data: bytes, name: str = MANIFEST_NAME) -> Any:
     """The JSON value of manifest bytes (UTF-8, an optional byte-order mark as the C++ core
     allows, at most ``_MAX_JSON_DEPTH`` levels of nesting); ModelPackageError otherwise."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for byte in data:  # nesting counted outside strings, before the recursive parser sees it
-        if in_string:
-            escaped, in_string = (False, True) if escaped else (byte == 0x5C, byte != 0x22)
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):
-            depth += 1
-            deepest = max(deepest, depth)
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
+    deepest = json_depth(data)
     if deepest > _MAX_JSON_DEPTH:
         raise ModelPackageError(f"{name} nests {deepest} levels deep (a manifest has at most {_MAX_JSON_DEPTH})",
                                 key="(json)")

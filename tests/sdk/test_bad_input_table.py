@@ -95,6 +95,7 @@ def work(tmp_path_factory, short_clip: Path, face_photo: Path, tiny_model) -> Pa
     _avatar_npz(w / "other_model.npz", base, {**meta, "model": "someone-elses-model"})
     _avatar_npz(w / "future.npz", base, {**meta, "format": "talkinghead-avatar/99"})
     _avatar_npz(w / "bad_meta.npz", base, b"{not json")
+    _avatar_npz(w / "deep_meta.npz", base, b"[" * 100_000)
     _avatar_npz(w / "no_identity.npz", {"landmarks": avatar.landmarks}, meta)
     _avatar_npz(w / "wrong_crop.npz", {**base, "crop": np.zeros(7)}, meta)
     _avatar_npz(w / "extra_member.npz", {**base, "payload": np.zeros(3)}, meta)
@@ -219,6 +220,7 @@ API: dict[str, tuple[Call, type[Exception], str]] = {
                                        "landmarks"),
     "avatar: a future format": (lambda m, a, w: Avatar.load(w / "future.npz"), AvatarFileError, "unknown avatar format"),
     "avatar: meta not JSON": (lambda m, a, w: Avatar.load(w / "bad_meta.npz"), AvatarFileError, "not a talkinghead"),
+    "avatar: meta nested 100,000 deep": (lambda m, a, w: Avatar.load(w / "deep_meta.npz"), AvatarFileError, "nests"),
     "avatar: no identity": (lambda m, a, w: Avatar.load(w / "no_identity.npz"), AvatarFileError, "identity"),
     "avatar: a crop of 7 numbers": (lambda m, a, w: Avatar.load(w / "wrong_crop.npz"), AvatarFileError, "crop"),
     "avatar: an unknown member": (lambda m, a, w: Avatar.load(w / "extra_member.npz"), AvatarFileError,
