@@ -418,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else (logging.ERROR if args.quiet else logging.WARNING),
-                        format="%(levelname)s: %(message)s")
+                        format="%(levelname)s: %(message)s", force=True)  # this call's stderr, not an earlier one's
     in_main = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
     try:

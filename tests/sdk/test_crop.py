@@ -108,8 +108,12 @@ def test_warp_identity_and_grid_convention():
 def test_warp_edge_padding_and_prefilter():
     img = np.zeros((40, 40, 3), np.uint8)
     img[:, :20] = 200  # left half bright
-    far_left = warp_to_crop(img, Crop(-500.0, 20.0, 50.0), 8)
-    assert (far_left == 200).all()   # edge padding: repeats the left column
+    mostly_left = warp_to_crop(img, Crop(-20.0, 20.0, 50.0), 8)
+    assert (mostly_left == 200).all()   # edge padding: repeats the left column
+    with pytest.raises(InputError, match="outside"):  # wholly off the image: not this image's face
+        warp_to_crop(img, Crop(-500.0, 20.0, 50.0), 8)
+    with pytest.raises(InputError, match="8x"):  # far larger than the image (found by fuzzing)
+        warp_to_crop(img, Crop(20.0, 20.0, 590_000.0), 8)
     # A fine checkerboard seen at 1/8 scale: the box prefilter gives a flat grey, not aliasing.
     board = (np.indices((256, 256)).sum(0) % 2 * 255).astype(np.uint8)
     board = np.repeat(board[..., None], 3, axis=2)
