@@ -9,8 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECONDS_EACH="${1:-300}"
-ONLY="${3:-}"
-[[ "${2:-}" == "--only" ]] && ONLY="$3"
+ONLY=""
+if [[ "${2:-}" == "--only" ]]; then ONLY="${3:?--only takes native or python}"; fi
 OUT="${FUZZ_OUT:-build/fuzz}"
 mkdir -p "$OUT" tests/fuzz/crashes
 PY="${PYTHON:-.venv/bin/python}"
