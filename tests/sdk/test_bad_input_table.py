@@ -8,7 +8,6 @@ its message must hold, and the on-disk state afterwards: the folder of inputs is
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import json
 import shutil
@@ -31,10 +30,7 @@ from talkinghead.errors import (ImageReadError, InputError, ModelPackageError, O
 from talkinghead.images import as_rgb_array, read_image
 from talkinghead.video import VideoWriter, iter_frames, probe
 
-
-def _snapshot(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+from .test_cli_bad_input import _snapshot  # every file under a folder -> its sha256
 
 
 def _png(width: int, height: int, with_end: bool = True) -> bytes:
