@@ -11,7 +11,6 @@ AvatarFileError), or a hang past atheris's timeout.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
 import tempfile
@@ -19,39 +18,16 @@ from pathlib import Path
 
 import atheris
 
-with atheris.instrument_imports():
-    from talkinghead.avatar import Avatar, AvatarFileError
-    from talkinghead.errors import ModelPackageError
-    from talkinghead.manifest import validate_manifest
-    from talkinghead.package import parse_manifest_json, read_onnx_header_from
-
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))  # the repo root: tests.fuzz.replay
+
+with atheris.instrument_imports():
+    from tests.fuzz import replay
+
 _AVATAR_FILE = Path(tempfile.gettempdir()) / f"fuzz_avatar_{os.getpid()}.npz"
 
-
-def manifest(data: bytes) -> None:
-    try:
-        validate_manifest(parse_manifest_json(data))
-    except ModelPackageError:
-        pass
-
-
-def onnx_header(data: bytes) -> None:
-    try:
-        read_onnx_header_from(io.BytesIO(data), len(data), "fuzz.onnx")
-    except ModelPackageError:
-        pass
-
-
-def avatar(data: bytes) -> None:
-    _AVATAR_FILE.write_bytes(data)
-    try:
-        Avatar.load(_AVATAR_FILE).check()
-    except AvatarFileError:
-        pass
-
-
-TARGETS = {"manifest": manifest, "onnx": onnx_header, "avatar": avatar}
+TARGETS = {"manifest": replay.manifest, "onnx": replay.onnx_header,
+           "avatar": lambda data: replay.avatar(data, _AVATAR_FILE)}
 
 
 def main() -> None:
