@@ -122,21 +122,28 @@ def avatar(tiny_model, work: Path) -> Avatar:
 # ---- the Python API -----------------------------------------------------------------------------
 # name: (call(model, avatar, work), error type, a word of the message)
 Call = Callable[..., object]
+
+
+def _on_file(reader: Callable[[Path], object], name: str) -> Call:
+    """A case that gives ``reader`` the file ``name`` of the inputs' folder."""
+    return lambda m, a, w: reader(w / name)
+
+
 API: dict[str, tuple[Call, type[Exception], str]] = {
     # image files
-    "read a JPEG cut to 70%": (lambda m, a, w: read_image(w / "cut.jpg"), ImageReadError, "truncated"),
-    "read an empty file": (lambda m, a, w: read_image(w / "empty.jpg"), ImageReadError, "not an image"),
-    "read a text file": (lambda m, a, w: read_image(w / "notes.txt"), ImageReadError, "not an image"),
-    "read text named .jpg": (lambda m, a, w: read_image(w / "text.jpg"), ImageReadError, "not an image"),
-    "read a clip as a photo": (lambda m, a, w: read_image(w / "clip.mpg"), ImageReadError, "video"),
-    "read a clip named .jpg": (lambda m, a, w: read_image(w / "clip_named.jpg"), ImageReadError, "a video"),
-    "read a 100 MP PNG header": (lambda m, a, w: read_image(w / "huge.png"), ImageReadError, "more pixels"),
-    "read a PNG without IEND": (lambda m, a, w: read_image(w / "no_end.png"), ImageReadError, "IEND"),
-    "read a cut BMP": (lambda m, a, w: read_image(w / "cut.bmp"), ImageReadError, "truncated"),
-    "read a cut WebP": (lambda m, a, w: read_image(w / "cut.webp"), ImageReadError, "truncated"),
-    "read a cut GIF": (lambda m, a, w: read_image(w / "cut.gif"), ImageReadError, "truncated"),
-    "read a missing file": (lambda m, a, w: read_image(w / "missing.jpg"), ImageReadError, "no such file"),
-    "read a folder": (lambda m, a, w: read_image(w / "sub"), ImageReadError, "not a file"),
+    "read a JPEG cut to 70%": (_on_file(read_image, "cut.jpg"), ImageReadError, "truncated"),
+    "read an empty file": (_on_file(read_image, "empty.jpg"), ImageReadError, "not an image"),
+    "read a text file": (_on_file(read_image, "notes.txt"), ImageReadError, "not an image"),
+    "read text named .jpg": (_on_file(read_image, "text.jpg"), ImageReadError, "not an image"),
+    "read a clip as a photo": (_on_file(read_image, "clip.mpg"), ImageReadError, "video"),
+    "read a clip named .jpg": (_on_file(read_image, "clip_named.jpg"), ImageReadError, "a video"),
+    "read a 100 MP PNG header": (_on_file(read_image, "huge.png"), ImageReadError, "more pixels"),
+    "read a PNG without IEND": (_on_file(read_image, "no_end.png"), ImageReadError, "IEND"),
+    "read a cut BMP": (_on_file(read_image, "cut.bmp"), ImageReadError, "truncated"),
+    "read a cut WebP": (_on_file(read_image, "cut.webp"), ImageReadError, "truncated"),
+    "read a cut GIF": (_on_file(read_image, "cut.gif"), ImageReadError, "truncated"),
+    "read a missing file": (_on_file(read_image, "missing.jpg"), ImageReadError, "no such file"),
+    "read a folder": (_on_file(read_image, "sub"), ImageReadError, "not a file"),
     # image arrays
     "array of floats": (lambda m, a, w: as_rgb_array(np.zeros((8, 8, 3), np.float32)), InputError, "uint8"),
     "array RGBA": (lambda m, a, w: as_rgb_array(np.zeros((8, 8, 4), np.uint8)), InputError, "4 channels"),
@@ -209,32 +216,27 @@ API: dict[str, tuple[Call, type[Exception], str]] = {
                                              "nope"),
     "a package that is a photo": (lambda m, a, w: talkinghead.load_model(w / "me.jpg"), ModelPackageError, "me.jpg"),
     # avatar files
-    "avatar: a NaN identity": (lambda m, a, w: Avatar.load(w / "nan_identity.npz"), AvatarFileError, "identity"),
-    "avatar: an identity of 1e300": (lambda m, a, w: Avatar.load(w / "overflow_identity.npz"), AvatarFileError,
-                                     "float32"),
-    "avatar: landmarks off the crop": (lambda m, a, w: Avatar.load(w / "far_landmarks.npz"), AvatarFileError,
-                                       "landmarks"),
-    "avatar: a future format": (lambda m, a, w: Avatar.load(w / "future.npz"), AvatarFileError, "unknown avatar format"),
-    "avatar: meta not JSON": (lambda m, a, w: Avatar.load(w / "bad_meta.npz"), AvatarFileError, "not a talkinghead"),
-    "avatar: meta nested 100,000 deep": (lambda m, a, w: Avatar.load(w / "deep_meta.npz"), AvatarFileError, "nests"),
-    "avatar: no identity": (lambda m, a, w: Avatar.load(w / "no_identity.npz"), AvatarFileError, "identity"),
-    "avatar: a crop of 7 numbers": (lambda m, a, w: Avatar.load(w / "wrong_crop.npz"), AvatarFileError, "crop"),
-    "avatar: an unknown member": (lambda m, a, w: Avatar.load(w / "extra_member.npz"), AvatarFileError,
-                                  "unknown members"),
-    "avatar: a member claiming 40 GB": (lambda m, a, w: Avatar.load(w / "claims_40gb.npz"), AvatarFileError,
-                                        "declares"),
-    "avatar: a member expanding to 1 GB": (lambda m, a, w: Avatar.load(w / "expands_1gb.npz"), AvatarFileError,
-                                           "expand"),
-    "avatar: a broken zip": (lambda m, a, w: Avatar.load(w / "zip_of_text.npz"), AvatarFileError, "not a talkinghead"),
-    "avatar: a photo": (lambda m, a, w: Avatar.load(w / "me.jpg"), AvatarFileError, "not a talkinghead"),
-    "avatar: missing": (lambda m, a, w: Avatar.load(w / "gone.npz"), AvatarFileError, "not found"),
+    "avatar: a NaN identity": (_on_file(Avatar.load, "nan_identity.npz"), AvatarFileError, "identity"),
+    "avatar: an identity of 1e300": (_on_file(Avatar.load, "overflow_identity.npz"), AvatarFileError, "float32"),
+    "avatar: landmarks off the crop": (_on_file(Avatar.load, "far_landmarks.npz"), AvatarFileError, "landmarks"),
+    "avatar: a future format": (_on_file(Avatar.load, "future.npz"), AvatarFileError, "unknown avatar format"),
+    "avatar: meta not JSON": (_on_file(Avatar.load, "bad_meta.npz"), AvatarFileError, "not a talkinghead"),
+    "avatar: meta nested 100,000 deep": (_on_file(Avatar.load, "deep_meta.npz"), AvatarFileError, "nests"),
+    "avatar: no identity": (_on_file(Avatar.load, "no_identity.npz"), AvatarFileError, "identity"),
+    "avatar: a crop of 7 numbers": (_on_file(Avatar.load, "wrong_crop.npz"), AvatarFileError, "crop"),
+    "avatar: an unknown member": (_on_file(Avatar.load, "extra_member.npz"), AvatarFileError, "unknown members"),
+    "avatar: a member claiming 40 GB": (_on_file(Avatar.load, "claims_40gb.npz"), AvatarFileError, "declares"),
+    "avatar: a member expanding to 1 GB": (_on_file(Avatar.load, "expands_1gb.npz"), AvatarFileError, "expand"),
+    "avatar: a broken zip": (_on_file(Avatar.load, "zip_of_text.npz"), AvatarFileError, "not a talkinghead"),
+    "avatar: a photo": (_on_file(Avatar.load, "me.jpg"), AvatarFileError, "not a talkinghead"),
+    "avatar: missing": (_on_file(Avatar.load, "gone.npz"), AvatarFileError, "not found"),
     # videos
-    "probe a photo": (lambda m, a, w: probe(w / "me.jpg"), VideoError, "not a video"),
-    "probe a photo named .mp4": (lambda m, a, w: probe(w / "photo_named.mp4"), VideoError, "still image"),
-    "probe garbage named .mp4": (lambda m, a, w: probe(w / "garbage.mp4"), VideoError, "garbage.mp4"),
-    "probe an empty file": (lambda m, a, w: probe(w / "empty.mp4"), VideoError, "empty.mp4"),
+    "probe a photo": (_on_file(probe, "me.jpg"), VideoError, "not a video"),
+    "probe a photo named .mp4": (_on_file(probe, "photo_named.mp4"), VideoError, "still image"),
+    "probe garbage named .mp4": (_on_file(probe, "garbage.mp4"), VideoError, "garbage.mp4"),
+    "probe an empty file": (_on_file(probe, "empty.mp4"), VideoError, "empty.mp4"),
     "decode an mp4 cut to 60%": (lambda m, a, w: list(iter_frames(w / "cut.mp4")), VideoError, "cut.mp4"),
-    "probe a folder": (lambda m, a, w: probe(w / "sub"), VideoError, "not a file"),
+    "probe a folder": (_on_file(probe, "sub"), VideoError, "not a file"),
     # writing must not replace what exists
     "save an avatar over a file": (lambda m, a, w: a.save(w / "me.jpg"), OutputExistsError, "exists"),
     "a video writer over a file": (lambda m, a, w: VideoWriter(w / "clip.mpg", fps=25), OutputExistsError, "exists"),
