@@ -22,6 +22,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import InputError, OutputExistsError, TalkingHeadError
+from .limits import cores_if_over
 
 log = logging.getLogger("talkinghead")
 
@@ -65,8 +66,8 @@ def check_numbers(args: argparse.Namespace) -> None:
     if threads is not None:
         if threads < 0:
             raise InputError(f"--threads must be >= 0 (0: all cores), got {threads}")
-        cores = os.cpu_count()
-        if cores and threads > cores:
+        cores = cores_if_over(threads)
+        if cores is not None:
             print(f"warning: --threads {threads} is more than this machine's {cores} CPU core(s); using {cores}",
                   file=sys.stderr)
             args.threads = cores

@@ -40,6 +40,12 @@ MAX_AVATAR_BYTES = 256 << 20
 MAX_AVATAR_EXPANDED_BYTES = 1 << 30
 
 
+def cores_if_over(requested: int) -> int | None:
+    """This machine's CPU count when ``requested`` threads exceed it, else None (the one rule)."""
+    cores = os.cpu_count() or 1
+    return cores if requested > cores else None
+
+
 def clamp_threads(requested: int, what: str = "intra_op_threads") -> int:
     """``requested`` threads (0: the runtime's default), lowered to the CPU count with a warning.
 
@@ -50,8 +56,8 @@ def clamp_threads(requested: int, what: str = "intra_op_threads") -> int:
         raise InputError(f"{what} must be an integer, got {requested!r}")
     if requested < 0:
         raise InputError(f"{what} must be >= 0 (0: all cores), got {requested}")
-    cores = os.cpu_count() or 1
-    if requested > cores:
+    cores = cores_if_over(requested)
+    if cores is not None:
         warnings.warn(f"{what}={requested} is more than this machine's {cores} CPU core(s); using {cores}",
                       RuntimeWarning, stacklevel=3)
         return cores
