@@ -11,6 +11,7 @@ prints the CPU with its vector extensions (machines here differ).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,13 +21,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-
-def rss_mib() -> float:
-    """This process's resident set size (Linux /proc)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
+from bench.web_load import rss_mib  # noqa: E402  (a process's resident memory from /proc)
 
 
 def plot(samples: list[tuple[int, float, float]], warm_from: int, title: str, path: Path) -> None:
@@ -69,7 +64,7 @@ def main() -> None:
     model = talkinghead.load_model(args.model, providers="cpu", intra_op_threads=args.threads)
     avatar = model.default_avatar()
     track = generate_performance(avatar.landmarks, 60.0, 25.0, PerformanceConfig(seed=0))  # 1,500 frames, looped
-    samples = [(0, 0.0, rss_mib())]
+    samples = [(0, 0.0, rss_mib(os.getpid()))]
     start = time.perf_counter()
     done = 0
     checksum = 0
@@ -80,7 +75,7 @@ def main() -> None:
         checksum += int(frames[:, ::64, ::64].sum())  # the frames are used, not optimised away
         done += n
         if done % args.every < n or done == args.frames:
-            samples.append((done, time.perf_counter() - start, rss_mib()))
+            samples.append((done, time.perf_counter() - start, rss_mib(os.getpid())))
             print(f"\r{done}/{args.frames} frames, {samples[-1][1]:.0f} s, RSS {samples[-1][2]:.1f} MiB",
                   end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
