@@ -77,13 +77,12 @@ class Registry {
     std::lock_guard<std::mutex> lock(mu_);
     return live_.count(p) > 0;
   }
-  // `p`, checked non-NULL and live (`name` is the argument's name in the message).
-  const T& check(const T* p, const char* name) const {
+  // Throws InvalidArgument unless `p` is non-NULL and live (`name`: the argument's name).
+  void check(const T* p, const char* name) const {
     if (!p) invalid(std::string(name) + " must not be NULL");
     if (!contains(p)) {
       invalid(std::string(name) + " is not a live " + type_ + " handle (destroyed already, or not made by this library)");
     }
-    return *p;
   }
   // Destroy `p` if live; NULL is a no-op; anything else is logged and ignored.
   void destroy(T* p) {
