@@ -21,7 +21,7 @@ import numpy as np
 from .crop import Crop
 from .errors import InputError, OutputExistsError, TalkingHeadError
 from .filetypes import json_depth
-from .limits import MAX_AVATAR_BYTES, MAX_AVATAR_EXPANDED_BYTES, MAX_SHOTS
+from .limits import MAX_AVATAR_BYTES, MAX_AVATAR_EXPANDED_BYTES, MAX_NORMALISED, MAX_SHOTS
 
 AVATAR_FORMAT = "talkinghead-avatar/2"
 READABLE_FORMATS = ("talkinghead-avatar/1", AVATAR_FORMAT)
@@ -147,8 +147,10 @@ class Avatar:
             value = getattr(self, name)
             if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu":
                 raise InputError(f"avatar {name} must be a numeric numpy array, got {type(value).__name__}")
-        if self.landmarks.shape != (68, 2) or not _finite32(self.landmarks) or np.abs(self.landmarks).max() > 4:
-            raise InputError("avatar landmarks must be finite crop-normalised float32 [68, 2] (within +-4)")
+        if self.landmarks.shape != (68, 2) or not _finite32(self.landmarks) \
+                or np.abs(self.landmarks).max() > MAX_NORMALISED:
+            raise InputError(f"avatar landmarks must be finite crop-normalised float32 [68, 2] "
+                             f"(within +-{MAX_NORMALISED:g})")
         if self.identity.ndim != 1 or not _finite32(self.identity):
             raise InputError("avatar identity must be a vector finite in float32 (no NaN, inf or |x| > 3.4e38)")
         if self.image is not None:
@@ -167,7 +169,7 @@ class Avatar:
                 raise InputError(f"avatar ref_images must be uint8 [K, S, S, 3], got {imgs.dtype} {list(imgs.shape)}")
             if not 1 <= imgs.shape[0] <= MAX_SHOTS:
                 raise InputError(f"an avatar keeps 1 to {MAX_SHOTS} reference shots, got {imgs.shape[0]}")
-            if lms.shape != (imgs.shape[0], 68, 2) or not _finite32(lms) or np.abs(lms).max() > 4:
+            if lms.shape != (imgs.shape[0], 68, 2) or not _finite32(lms) or np.abs(lms).max() > MAX_NORMALISED:
                 raise InputError(f"avatar ref_landmarks must be finite [{imgs.shape[0]}, 68, 2], got {list(lms.shape)}")
 
 
