@@ -23,7 +23,7 @@ void check_landmark_values(const float* values, std::size_t n, const char* what)
   for (std::size_t i = 0; i < n; ++i) {
     if (std::fabs(static_cast<double>(values[i])) > kMaxPixelCoord) {
       std::ostringstream m;
-      m << what << " hold a coordinate beyond +-1e+06 (frame " << i / kLandmarkFloats << ", point "
+      m << what << " hold a coordinate beyond +-" << kMaxPixelCoord << " (frame " << i / kLandmarkFloats << ", point "
         << (i % kLandmarkFloats) / 2 << ": " << values[i]
         << "); landmarks are pixels of a frame or crop-normalised values near [-1, 1]";
       throw Error(Code::InvalidArgument, m.str());
@@ -39,7 +39,8 @@ void check_face_in_crop(const float* norm, int frames, int first_frame, const ch
     if (reach > kMaxNormalised) {
       std::ostringstream m;
       m << what << " of frame " << first_frame + f << " put the face " << reach
-        << " crop half-widths from the crop's centre (at most 4): the face would be off the picture. "
+        << " crop half-widths from the crop's centre (at most " << kMaxNormalised
+        << "): the face would be off the picture. "
            "Pixel landmarks passed as normalised coordinates, or a tracker glitch?";
       throw Error(Code::InvalidArgument, m.str());
     }
@@ -56,7 +57,7 @@ void check_crop_on_image(double cx, double cy, double size, int width, int heigh
   const double h = size / 2;
   if (size > kMaxCropToImage * std::max(width, height)) {
     std::ostringstream m;
-    m << "the face's crop (" << size << " px) is more than 8x this " << width << "x" << height
+    m << "the face's crop (" << size << " px) is more than " << kMaxCropToImage << "x this " << width << "x" << height
       << " image's larger side: are the landmarks this image's?";
     throw Error(Code::InvalidArgument, m.str());
   }
