@@ -6,6 +6,7 @@
 #include <new>
 
 #include "errors.h"
+#include "motion.h"
 #include "ort_api.h"
 #include "ort_runtime.h"
 #include "references.h"
@@ -20,7 +21,6 @@ struct Workspace {
   std::vector<float> landmarks;  // [chunk][136]
   std::vector<float> identity;   // [chunk][D]
   std::vector<float> images;     // [chunk][3][R][R]
-  std::array<float, kLandmarkFloats> reference{};
 };
 
 class WorkspacePool {
@@ -512,20 +512,12 @@ void Model::render(const Avatar* avatar, const float* landmarks, int batch, cons
   if (ws.images.size() < static_cast<std::size_t>(chunk) * 3 * r * r) ws.images.resize(static_cast<std::size_t>(chunk) * 3 * r * r);
 
   // Relative motion (talkinghead.motion.MotionTransfer): the driver in its reference's crop.
-  Crop ref_crop;
-  float scale = 1.0f;
+  MotionTransfer motion;
   if (relative) {
-    if (opt.pixels) {
-      ref_crop = opt.reference_crop ? Crop{opt.reference_crop[0], opt.reference_crop[1], opt.reference_crop[2]}
-                                    : crop_from_landmarks(opt.reference, crop_rule());
-      check_crop(ref_crop, "reference_crop");
-      to_normalised(opt.reference, kNumLandmarks, ref_crop, ws.reference.data());
-    } else {
-      std::copy(opt.reference, opt.reference + kLandmarkFloats, ws.reference.begin());
-    }
-    const double s = static_cast<double>(face_size(avatar->source.data())) /
-                     std::max(static_cast<double>(face_size(ws.reference.data())), 1e-6);
-    scale = static_cast<float>(s);
+    const Crop given = opt.reference_crop ? Crop{opt.reference_crop[0], opt.reference_crop[1], opt.reference_crop[2]}
+                                          : Crop{};
+    motion.set_reference(opt.reference, opt.pixels, crop_rule(), opt.reference_crop ? &given : nullptr,
+                         avatar->source.data());
   }
 
   for (int start = 0; start < batch; start += chunk) {
@@ -534,12 +526,7 @@ void Model::render(const Avatar* avatar, const float* landmarks, int batch, cons
       const float* src = landmarks + static_cast<std::size_t>(start + i) * kLandmarkFloats;
       float* dst = ws.landmarks.data() + static_cast<std::size_t>(i) * kLandmarkFloats;
       if (relative) {
-        if (opt.pixels) {
-          to_normalised(src, kNumLandmarks, ref_crop, dst);
-        } else {
-          std::copy(src, src + kLandmarkFloats, dst);
-        }
-        for (int k = 0; k < kLandmarkFloats; ++k) dst[k] = avatar->source[k] + (dst[k] - ws.reference[k]) * scale;
+        motion.apply(src, true, dst);
       } else if (opt.pixels) {
         Crop c;
         if (opt.crops) {

@@ -196,7 +196,7 @@ void Stream::set_controls(const Controls& c) {
 }
 
 void Stream::reset() {
-  have_reference_ = false;
+  motion_.reset();
   have_time_ = false;
   filter_.reset();
 }
@@ -216,7 +216,7 @@ void Stream::push(const float* landmarks, bool pixels, double timestamp, std::ui
     // LandmarkSmoother: One Euro in face sizes of the first sample.
     std::array<float, kLandmarkFloats> driver;
     if (options_.smoothing) {
-      if (!have_reference_) {
+      if (!motion_.has_reference()) {
         filter_.reset();
         smooth_ref_ = std::max(face_size(landmarks), 1e-6f);
       }
@@ -228,21 +228,12 @@ void Stream::push(const float* landmarks, bool pixels, double timestamp, std::ui
       std::copy(landmarks, landmarks + kLandmarkFloats, driver.begin());
     }
     // MotionTransfer: the driver in its reference's crop (the identity crop for normalised input).
-    if (!have_reference_) {
-      reference_crop_ = pixels ? crop_from_landmarks(driver.data(), model_.crop_rule()) : Crop{0.0, 0.0, 2.0};
-      check_crop(reference_crop_, "reference crop");
-      to_normalised(driver.data(), kNumLandmarks, reference_crop_, reference_.data());
-      if (avatar_ && avatar_->has_source) {
-        scale_ = static_cast<float>(static_cast<double>(face_size(avatar_->source.data())) /
-                                    std::max(static_cast<double>(face_size(reference_.data())), 1e-6));
-      }
-      have_reference_ = true;
+    if (!motion_.has_reference()) {
+      motion_.set_reference(driver.data(), pixels, model_.crop_rule(), nullptr,
+                            avatar_ && avatar_->has_source ? avatar_->source.data() : nullptr);
     }
     std::array<float, kLandmarkFloats> norm;
-    to_normalised(driver.data(), kNumLandmarks, reference_crop_, norm.data());
-    if (options_.relative) {
-      for (int k = 0; k < kLandmarkFloats; ++k) norm[k] = avatar_->source[k] + (norm[k] - reference_[k]) * scale_;
-    }
+    motion_.apply(driver.data(), options_.relative, norm.data());
     if (avatar_ && avatar_->has_source) apply_controls(controls_, avatar_->source.data(), norm.data());
     RenderOptions ro;  // crop-normalised, absolute: the transfer is done
     model_.render(avatar_, norm.data(), 1, ro, out, out_size);

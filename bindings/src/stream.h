@@ -10,6 +10,7 @@
 
 #include "geometry.h"
 #include "model.h"
+#include "motion.h"
 
 namespace th {
 
@@ -73,12 +74,10 @@ class Stream {
   StreamOptions options_;
   Controls controls_;
   OneEuro filter_;
-  bool have_reference_ = false, have_time_ = false;
+  bool have_time_ = false;
   double last_time_ = 0.0;
   float smooth_ref_ = 1.0f;  // face size of the first sample
-  Crop reference_crop_;
-  std::array<float, kLandmarkFloats> reference_{};
-  float scale_ = 1.0f;
+  MotionTransfer motion_;  // its reference is the first push after creation or reset
   StreamStats stats_;
 };
 

@@ -36,7 +36,7 @@ void on_log(void* user, th_log_level level, const char* message) {
 
 th_model* load_model(const th_model_config* cfg = nullptr) {
   th_model* m = nullptr;
-  const th_status s = th_model_load(fixture("model").c_str(), cfg, &m);
+  const th_status s = th_model_load(package_path("model").c_str(), cfg, &m);
   INFO(th_last_error());
   REQUIRE(s == TH_OK);
   return m;
@@ -112,7 +112,7 @@ TEST_CASE("bad input table: each wrong call gets its status and a message naming
     th_model_config_init(&c);
     edit(c);
     th_model* x = nullptr;
-    th_status s = th_model_load(dir ? dir : fixture("model").c_str(), &c, &x);
+    th_status s = th_model_load(dir ? dir : package_path("model").c_str(), &c, &x);
     th_model_destroy(x);
     return s;
   };
@@ -244,7 +244,7 @@ TEST_CASE("bad input table: each wrong call gets its status and a message naming
     c.intra_op_threads = 100000;
     c.inter_op_threads = 100000;
     th_model* x = nullptr;
-    CHECK(th_model_load(fixture("model").c_str(), &c, &x) == TH_OK);
+    CHECK(th_model_load(package_path("model").c_str(), &c, &x) == TH_OK);
     CHECK(warnings.count >= before + 2);
     CHECK(warnings.last.find("CPU core") != std::string::npos);
     CHECK(th_render(x, a, one.data(), 1, nullptr, out.data(), out.size()) == TH_OK);

@@ -68,7 +68,7 @@ int max_diff(const std::vector<std::uint8_t>& a, const std::vector<std::uint8_t>
 std::string copy_package(const std::string& name) {
   fs::path dst = fs::temp_directory_path() / ("th_pkg_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(dst);
-  fs::copy(fixture("model"), dst, fs::copy_options::recursive);
+  fs::copy(package_path("model"), dst, fs::copy_options::recursive);
   return dst.string();
 }
 
@@ -85,18 +85,18 @@ TEST_CASE("version and status strings") {
 }
 
 TEST_CASE("load a package and describe it") {
-  ModelPtr m{load(fixture("model"))};
+  ModelPtr m{load(package_path("model"))};
   th_model_info info;
   th_model_info_init(&info);
   REQUIRE(th_model_get_info(m.p, &info) == TH_OK);
   CHECK(info.resolution == vector_index()["resolution"].get<int>());
-  CHECK(info.embedding_dim == 64);
+  CHECK(info.embedding_dim == vector_index()["identity"]["shape"][0].get<int>());
   CHECK(std::string(info.family) == "adain");
   CHECK(info.reference_cap == 0);
   CHECK(info.personalised == 0);
   CHECK(info.provider == TH_PROVIDER_CPU);
   CHECK(std::string(info.variant) == "fp32");
-  auto manifest = nlohmann::json::parse(read_text(fixture("model/manifest.json")));
+  auto manifest = nlohmann::json::parse(read_text(package_path("model/manifest.json")));
   CHECK(std::string(info.name) == manifest["name"].get<std::string>());
   CHECK(info.crop_scale == doctest::Approx(1.7));
   MESSAGE("ONNX Runtime " << info.ort_version << "; auto provider note: " << info.warning);
@@ -104,7 +104,7 @@ TEST_CASE("load a package and describe it") {
 
 TEST_CASE("a 'warp' package: references chosen and frames rendered as the pure-Python path") {
   const nlohmann::json warp = vector_index().at("warp");
-  ModelPtr m{load(fixture("warp"))};
+  ModelPtr m{load(package_path("warp"))};
   th_model_info info;
   th_model_info_init(&info);
   REQUIRE(th_model_get_info(m.p, &info) == TH_OK);
@@ -154,7 +154,7 @@ TEST_CASE("a 'warp' package: references chosen and frames rendered as the pure-P
   CHECK(std::string(th_last_error()).find("reference shots") != std::string::npos);
 
   // An avatar of an 'adain' model is refused by a 'warp' model (and no frame is written).
-  ModelPtr adain{load(fixture("model"))};
+  ModelPtr adain{load(package_path("model"))};
   Shots s0 = load_shots();
   AvatarPtr other;
   REQUIRE(th_avatar_create(adain.p, s0.images.data(), s0.landmarks.data(), 1, &other.p) == TH_OK);
@@ -162,7 +162,7 @@ TEST_CASE("a 'warp' package: references chosen and frames rendered as the pure-P
 }
 
 TEST_CASE("identity and frames equal the pure-Python path") {
-  ModelPtr m{load(fixture("model"))};
+  ModelPtr m{load(package_path("model"))};
   Shots s = load_shots();
   AvatarPtr a;
   REQUIRE(th_avatar_create(m.p, s.images.data(), s.landmarks.data(), int(s.images.size()), &a.p) == TH_OK);
@@ -230,7 +230,7 @@ TEST_CASE("identity and frames equal the pure-Python path") {
     th_model_config_init(&c);
     c.no_spinning = 1;
     ModelPtr quiet;
-    quiet.p = load(fixture("model"), &c);
+    quiet.p = load(package_path("model"), &c);
     AvatarPtr b;
     REQUIRE(th_avatar_create(quiet.p, s.images.data(), s.landmarks.data(), int(s.images.size()), &b.p) == TH_OK);
     std::vector<std::uint8_t> again(out.size());
@@ -241,7 +241,7 @@ TEST_CASE("identity and frames equal the pure-Python path") {
 }
 
 TEST_CASE("a stream renders pushed landmarks as the Python stream: reference, controls, errors") {
-  ModelPtr m{load(fixture("model"))};
+  ModelPtr m{load(package_path("model"))};
   Shots s = load_shots();
   AvatarPtr a;
   REQUIRE(th_avatar_create(m.p, s.images.data(), s.landmarks.data(), int(s.images.size()), &a.p) == TH_OK);
@@ -315,7 +315,7 @@ TEST_CASE("a stream renders pushed landmarks as the Python stream: reference, co
 }
 
 TEST_CASE("a personalised package renders without an avatar") {
-  ModelPtr m{load(fixture("personalised"))};
+  ModelPtr m{load(package_path("personalised"))};
   th_model_info info;
   th_model_info_init(&info);
   REQUIRE(th_model_get_info(m.p, &info) == TH_OK);
@@ -330,7 +330,7 @@ TEST_CASE("a personalised package renders without an avatar") {
 }
 
 TEST_CASE("errors return a status and a message, never abort") {
-  ModelPtr m{load(fixture("model"))};
+  ModelPtr m{load(package_path("model"))};
   Shots s = load_shots();
   AvatarPtr a;
   REQUIRE(th_avatar_create(m.p, s.images.data(), s.landmarks.data(), 1, &a.p) == TH_OK);
@@ -349,7 +349,7 @@ TEST_CASE("errors return a status and a message, never abort") {
     expect(th_render(m.p, nullptr, drive.data(), 1, nullptr, out.data(), out.size()), TH_ERROR_INVALID_ARGUMENT, "avatar");
     expect(th_render(m.p, a.p, nullptr, 1, nullptr, out.data(), out.size()), TH_ERROR_INVALID_ARGUMENT, "NULL");
     expect(th_render(m.p, a.p, drive.data(), 1, nullptr, nullptr, out.size()), TH_ERROR_INVALID_ARGUMENT, "NULL");
-    expect(th_model_load(fixture("model").c_str(), nullptr, nullptr), TH_ERROR_INVALID_ARGUMENT, "out_model");
+    expect(th_model_load(package_path("model").c_str(), nullptr, nullptr), TH_ERROR_INVALID_ARGUMENT, "out_model");
     th_model* mm = reinterpret_cast<th_model*>(0x1);
     expect(th_model_load(nullptr, nullptr, &mm), TH_ERROR_INVALID_ARGUMENT, "package_dir");
     CHECK(mm == nullptr);
@@ -371,7 +371,7 @@ TEST_CASE("errors return a status and a message, never abort") {
     bad.width = 0;
     expect(th_avatar_create(m.p, &bad, s.landmarks.data(), 1, &b.p), TH_ERROR_INVALID_ARGUMENT, "size");
     std::vector<float> id(10, 0.f);
-    expect(th_avatar_from_identity(m.p, id.data(), 10, nullptr, &b.p), TH_ERROR_SIZE_MISMATCH, "needs 64");
+    expect(th_avatar_from_identity(m.p, id.data(), 10, nullptr, &b.p), TH_ERROR_SIZE_MISMATCH, "needs 32");
     expect(th_avatar_get_identity(a.p, id.data(), 10), TH_ERROR_SIZE_MISMATCH, "capacity");
   }
   SUBCASE("NaN or infinite landmarks") {
@@ -413,13 +413,13 @@ TEST_CASE("errors return a status and a message, never abort") {
     const int nine = 9;
     std::memcpy(&c.provider, &nine, sizeof nine);
     th_model* mm = nullptr;
-    expect(th_model_load(fixture("model").c_str(), &c, &mm), TH_ERROR_INVALID_ARGUMENT, "provider");
+    expect(th_model_load(package_path("model").c_str(), &c, &mm), TH_ERROR_INVALID_ARGUMENT, "provider");
     th_model_config_init(&c);
     c.variant = "int8";
-    expect(th_model_load(fixture("model").c_str(), &c, &mm), TH_ERROR_MODEL_PACKAGE, "no variant 'int8'");
+    expect(th_model_load(package_path("model").c_str(), &c, &mm), TH_ERROR_MODEL_PACKAGE, "no variant 'int8'");
     th_model_config_init(&c);
     c.intra_op_threads = -1;
-    expect(th_model_load(fixture("model").c_str(), &c, &mm), TH_ERROR_INVALID_ARGUMENT, "thread");
+    expect(th_model_load(package_path("model").c_str(), &c, &mm), TH_ERROR_INVALID_ARGUMENT, "thread");
   }
 }
 
@@ -443,8 +443,8 @@ TEST_CASE("package errors: missing, tampered, corrupt") {
     CHECK(std::string(th_last_error()).find("sha256 mismatch") != std::string::npos);
     fs::remove_all(dir);
   }
-  SUBCASE("corrupt graph with a matching hash (fixtures/corrupt: an unknown operator)") {
-    th_status s = th_model_load(fixture("corrupt").c_str(), nullptr, &m);
+  SUBCASE("corrupt graph with a matching hash (contract/packages/corrupt: an unknown operator)") {
+    th_status s = th_model_load(package_path("corrupt").c_str(), nullptr, &m);
     INFO(th_last_error());
     CHECK(s == TH_ERROR_MODEL_PACKAGE);
     CHECK(std::string(th_last_error()).find("onnxruntime cannot load this graph") != std::string::npos);
@@ -485,7 +485,7 @@ TEST_CASE("package errors: missing, tampered, corrupt") {
     th_model_config c;
     th_model_config_init(&c);
     c.ort_library = "/nonexistent/libonnxruntime.so";
-    th_status s = th_model_load(fixture("model").c_str(), &c, &m);
+    th_status s = th_model_load(package_path("model").c_str(), &c, &m);
     CHECK((s == TH_OK || s == TH_ERROR_RUNTIME));
     th_model_destroy(m);
     m = nullptr;
@@ -498,7 +498,7 @@ TEST_CASE("providers: CUDA asked for explicitly on a CPU runtime is an error; au
   th_model_config_init(&c);
   c.provider = TH_PROVIDER_CUDA;
   th_model* m = nullptr;
-  th_status s = th_model_load(fixture("model").c_str(), &c, &m);
+  th_status s = th_model_load(package_path("model").c_str(), &c, &m);
   if (s == TH_OK) {  // a GPU build of ONNX Runtime with a working device
     th_model_destroy(m);
     return;
@@ -507,7 +507,7 @@ TEST_CASE("providers: CUDA asked for explicitly on a CPU runtime is an error; au
   CHECK(std::string(th_last_error()).find("CUDA") != std::string::npos);
   th_model_config_init(&c);
   c.provider = TH_PROVIDER_AUTO;
-  ModelPtr a{load(fixture("model"), &c)};
+  ModelPtr a{load(package_path("model"), &c)};
   th_model_info info;
   th_model_info_init(&info);
   REQUIRE(th_model_get_info(a.p, &info) == TH_OK);
@@ -520,7 +520,7 @@ TEST_CASE("log callback receives warnings") {
     std::atomic<int> n{0};
   } seen;
   th_set_log_callback([](void* u, th_log_level, const char*) { static_cast<Seen*>(u)->n++; }, &seen, TH_LOG_DEBUG);
-  ModelPtr m{load(fixture("model"))};
+  ModelPtr m{load(package_path("model"))};
   th_set_log_callback(nullptr, nullptr, TH_LOG_WARNING);
   CHECK(seen.n.load() >= 1);
 }
@@ -529,7 +529,7 @@ TEST_CASE("a render loop in several threads equals one thread, byte for byte") {
   th_model_config c;
   th_model_config_init(&c);
   c.intra_op_threads = 1;
-  ModelPtr m{load(fixture("model"), &c)};
+  ModelPtr m{load(package_path("model"), &c)};
   Shots s = load_shots();
   AvatarPtr a;
   REQUIRE(th_avatar_create(m.p, s.images.data(), s.landmarks.data(), 2, &a.p) == TH_OK);

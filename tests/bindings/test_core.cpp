@@ -12,6 +12,7 @@
 #include "errors.h"
 #include "geometry.h"
 #include "manifest.h"
+#include "motion.h"
 #include "references.h"
 #include "replay.h"
 #include "sha256.h"
@@ -31,14 +32,14 @@ TEST_CASE("sha256 known answers") {
 }
 
 TEST_CASE("sha256 of a package file matches its manifest") {
-  json m = json::parse(read_text(fixture("model/manifest.json")));
-  CHECK(th::sha256_file(fixture("model/generator.onnx")) == m["graphs"]["generator"]["sha256"].get<std::string>());
-  CHECK_THROWS_AS(th::sha256_file(fixture("model/missing.onnx")), th::Error);
+  json m = json::parse(read_text(package_path("model/manifest.json")));
+  CHECK(th::sha256_file(package_path("model/generator.onnx")) == m["graphs"]["generator"]["sha256"].get<std::string>());
+  CHECK_THROWS_AS(th::sha256_file(package_path("model/missing.onnx")), th::Error);
 }
 
 namespace {
 
-json good_manifest() { return json::parse(read_text(fixture("model/manifest.json"))); }
+json good_manifest() { return json::parse(read_text(package_path("model/manifest.json"))); }
 
 std::string error_of(const json& m) {
   try {
@@ -61,7 +62,7 @@ TEST_CASE("manifest: the fixture package is valid") {
   CHECK(m.resolution == vector_index()["resolution"].get<int>());
   CHECK(m.crop_scale == doctest::Approx(1.7));
   CHECK(m.crop_offset_y == doctest::Approx(-0.1));
-  th::Manifest p = th::parse_manifest(read_text(fixture("personalised/manifest.json")));
+  th::Manifest p = th::parse_manifest(read_text(package_path("personalised/manifest.json")));
   CHECK(p.personalised());
 }
 
@@ -176,7 +177,7 @@ TEST_CASE("manifest: the SDK's rules") {
 }
 
 TEST_CASE("manifest: a 'warp' package's references") {
-  const json good = json::parse(read_text(fixture("warp/manifest.json")));
+  const json good = json::parse(read_text(package_path("warp/manifest.json")));
   th::Manifest w = th::parse_manifest(good.dump());
   CHECK(w.warp());
   CHECK(w.reference_cap == vector_index()["warp"]["cap"].get<int>());
@@ -219,18 +220,18 @@ TEST_CASE("select_references keeps the shots talkinghead.references keeps") {
 }
 
 TEST_CASE("onnx header: role stamp, IR version and opset") {
-  th::OnnxHeader h = th::read_onnx_header(fixture("model/generator.onnx"));
+  th::OnnxHeader h = th::read_onnx_header(package_path("model/generator.onnx"));
   json m = good_manifest();
   CHECK(h.metadata["talkinghead.role"] == "generator");
   CHECK(h.ir_version == m["graphs"]["generator"]["ir_version"].get<long long>());
   CHECK(h.opsets[""] == 17);
-  CHECK_THROWS_AS(th::read_onnx_header(fixture("model/manifest.json")), th::Error);
+  CHECK_THROWS_AS(th::read_onnx_header(package_path("model/manifest.json")), th::Error);
 }
 
 TEST_CASE("package: loads and verifies the fixture") {
-  th::Package p = th::load_package(fixture("model"), true);
+  th::Package p = th::load_package(package_path("model"), true);
   CHECK(p.files.count("graphs.embedder") == 1);
-  CHECK_THROWS_AS(th::load_package(fixture("nope"), true), th::Error);
+  CHECK_THROWS_AS(th::load_package(package_path("nope"), true), th::Error);
 }
 
 // ---- geometry against talkinghead.crop ------------------------------------------------------
@@ -260,6 +261,28 @@ TEST_CASE("crop rule and normalisation equal talkinghead.crop") {
   th::to_normalised(in.data(), 68, c, norm.data());
   th::to_pixels(norm.data(), 68, c, back.data());
   for (int k = 0; k < 136; ++k) CHECK(back[k] == doctest::Approx(want[k]).epsilon(1e-6));
+}
+
+TEST_CASE("motion transfer equals talkinghead.motion.MotionTransfer") {
+  // The avatar's face, a driver in the pixels of a 320x240 video, and Python's relative motion.
+  std::vector<long long> shape;
+  auto source = load_vector<float>("source_landmarks");
+  auto driver = load_vector<float>("drive_pixels", &shape);
+  auto want = load_vector<float>("motion_relative");
+  th::MotionTransfer motion;
+  motion.set_reference(driver.data(), true, th::CropRule{}, nullptr, source.data());
+  std::vector<float> got(136);
+  double worst = 0;
+  for (long long f = 0; f < shape[0]; ++f) {
+    motion.apply(driver.data() + f * 136, true, got.data());
+    for (int k = 0; k < 136; ++k) worst = std::max(worst, std::fabs(double(got[k]) - want[f * 136 + k]));
+  }
+  CHECK(worst <= 1e-6);
+  // The first frame is its own reference: relative motion gives the avatar's face back.
+  motion.apply(driver.data(), true, got.data());
+  for (int k = 0; k < 136; ++k) CHECK(got[k] == doctest::Approx(source[k]).epsilon(1e-6));
+  th::MotionTransfer unset;
+  CHECK_THROWS_AS(unset.apply(driver.data(), false, got.data()), th::Error);
 }
 
 TEST_CASE("warp_to_crop equals talkinghead.crop.warp_to_crop within 1") {
@@ -339,7 +362,7 @@ TEST_CASE("every input the C++ fuzzers found gets a th::Error or is read, nothin
 
 TEST_CASE("the manifest conformance corpus: valid ones load, invalid ones fail with their key") {
   // contract/manifests (contract/make_manifests.py); tests/sdk/test_contract.py reads the same files.
-  const std::string dir = std::string(TH_CONTRACT_DIR) + "/manifests/";
+  const std::string dir = contract_path("manifests/");
   const json cases = json::parse(read_text(dir + "cases.json"));
   int invalid = 0;
   for (const auto& item : cases.items()) {

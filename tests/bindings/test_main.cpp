@@ -1,4 +1,4 @@
-// doctest main with a --fixtures=DIR option (the folder written by tests/bindings/fixtures.py).
+// doctest main with a --contract=DIR option (the repository's contract/: the conformance corpus).
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
@@ -7,11 +7,11 @@
 
 #include "test_support.h"
 
-std::string g_fixtures;
+std::string g_contract;
 
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--fixtures=", 11) == 0) g_fixtures = argv[i] + 11;
+    if (std::strncmp(argv[i], "--contract=", 11) == 0) g_contract = argv[i] + 11;
   }
   doctest::Context ctx;
   ctx.applyCommandLine(argc, argv);

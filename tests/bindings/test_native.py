@@ -26,26 +26,27 @@ except ImportError as exc:  # pragma: no cover - depends on the build
 from talkinghead import crop as pycrop
 from talkinghead.errors import InputError, ModelPackageError, ProviderError
 
-def _load_fixtures():
-    """tests/bindings/fixtures.py under a private name (no sys.path entry to shadow others)."""
-    path = Path(__file__).resolve().parent / "fixtures.py"
-    spec = importlib.util.spec_from_file_location("talkinghead_bindings_fixtures", path)
+CONTRACT = Path(__file__).resolve().parents[2] / "contract"
+
+
+def _load_corpus_maker():
+    """contract/make_vectors.py (drawn shots, driving landmarks) under a private name."""
+    path = CONTRACT / "make_vectors.py"
+    spec = importlib.util.spec_from_file_location("talkinghead_contract_vectors", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
 
-fixtures = _load_fixtures()
+fixtures = _load_corpus_maker()
 
 
 @pytest.fixture(scope="module")
-def packages(tmp_path_factory):
-    pytest.importorskip("torch", reason="exporting the test package needs torch (the train extra)")
-    root = tmp_path_factory.mktemp("native")
-    return {"meta": fixtures.make_package(root / "model"),
-            "personalised": fixtures.make_package(root / "personalised", personalised=True),
-            "warp": fixtures.make_package(root / "warp", preset="tiny-warp")}
+def packages():
+    """The corpus's test packages (contract/packages), as ctest uses them."""
+    root = CONTRACT / "packages"
+    return {"meta": root / "model", "personalised": root / "personalised", "warp": root / "warp"}
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-// Shared helpers of the C++ tests: the fixture folder and raw test vectors.
+// Shared helpers of the C++ tests: the conformance corpus (contract/: packages, vectors, manifests;
+// written by contract/make_vectors.py, read here with no Python) and raw test vectors.
 #pragma once
 
 #include <cstdint>
@@ -10,13 +11,16 @@
 #include <string>
 #include <vector>
 
-extern std::string g_fixtures;
+extern std::string g_contract;  // --contract=DIR (ctest passes the repository's contract/)
 
-inline std::string fixture(const std::string& rel) { return g_fixtures + "/" + rel; }
+// A file of the corpus, e.g. contract_path("manifests/cases.json").
+inline std::string contract_path(const std::string& rel) { return g_contract + "/" + rel; }
+// A test package or a file in one, e.g. package_path("model"), package_path("warp/manifest.json").
+inline std::string package_path(const std::string& rel) { return contract_path("packages/" + rel); }
 
 inline nlohmann::json vector_index() {
-  std::ifstream in(fixture("vectors/index.json"));
-  if (!in) throw std::runtime_error("no test vectors: run tests/bindings/fixtures.py (ctest runs it first)");
+  std::ifstream in(contract_path("vectors/index.json"));
+  if (!in) throw std::runtime_error("no test vectors in " + g_contract + ": pass --contract=DIR (the repository's contract/)");
   return nlohmann::json::parse(in);
 }
 
@@ -26,7 +30,7 @@ std::vector<T> load_vector(const std::string& name, std::vector<long long>* shap
   nlohmann::json idx = vector_index();
   const auto& e = idx.at(name);
   if (shape) *shape = e.at("shape").get<std::vector<long long>>();
-  std::ifstream in(fixture("vectors/" + e.at("file").get<std::string>()), std::ios::binary);
+  std::ifstream in(contract_path("vectors/" + e.at("file").get<std::string>()), std::ios::binary);
   std::stringstream ss;
   ss << in.rdbuf();
   const std::string bytes = ss.str();
