@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--markdown", type=Path)
     args = p.parse_args(argv)
     from export.quantize import cpu_description
+    from talkinghead.watermark import FOUND_Z
 
     cpu = cpu_description()
     c = cost()
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     if fp is not None:
         lines += ["", f"False positives on real media ({args.data}: driving, faces, source): "
                       f"{len(fp['found'])} of {fp['files']} files ({', '.join(fp['found']) or 'none'}); "
-                      f"highest confidence {fp['max_confidence']} (found needs >= 5.5 and the tag); "
+                      f"highest confidence {fp['max_confidence']} (found needs >= {FOUND_Z}); "
                       f"unreadable: {len(fp['errors'])}."]
     lines += ["", f"Cost: PSNR marked vs unmarked {c['psnr_256']} dB (256 px), {c['psnr_512']} dB (512 px pasted); "
                   + ", ".join(f"{k} {v:.2f} ms" for k, v in c["ms"].items()) + " (1 call, round-robin medians)."]
