@@ -123,6 +123,21 @@ def _load(args):
                       watermark=not getattr(args, "no_watermark", False))
 
 
+def _signing(args):
+    """The C2PA signing identity of --c2pa-key/--c2pa-cert/--c2pa-alg (checked now, before any
+    rendering), or None when neither is given."""
+    from .provenance import C2paSigning
+
+    key, cert = getattr(args, "c2pa_key", None), getattr(args, "c2pa_cert", None)
+    if key is None and cert is None:
+        return None
+    if key is None or cert is None:
+        raise InputError("C2PA signing needs both --c2pa-key and --c2pa-cert")
+    signing = C2paSigning(Path(key), Path(cert), args.c2pa_alg)
+    signing.check()
+    return signing
+
+
 def _tags(model) -> dict[str, str]:
     from .provenance import tags
 
@@ -136,6 +151,7 @@ def cmd_animate(args) -> int:
 
     out = Path(args.output)
     _check_output(out, args.overwrite, _input_files(args))
+    signing = _signing(args)
     info = probe(args.driving)
     model = _load(args)
     if args.avatar:
@@ -148,7 +164,8 @@ def cmd_animate(args) -> int:
     fps = args.fps or info.fps
     frames = model.animate(avatar, args.driving, mode=args.mode, output=output, batch_size=args.batch,
                            fps=info.fps or None)
-    with VideoWriter(out, fps=fps, overwrite=args.overwrite, audio_from=args.driving, metadata=_tags(model)) as writer, \
+    with VideoWriter(out, fps=fps, overwrite=args.overwrite, audio_from=args.driving, metadata=_tags(model),
+                     c2pa=signing) as writer, \
             Progress("rendering", info.frame_count, enabled=not args.quiet) as progress:
         for frame in frames:
             writer.write(frame)
@@ -168,10 +185,11 @@ def cmd_demo(args) -> int:
 
     out = Path(args.output)
     _check_output(out, args.overwrite, _input_files(args))
+    signing = _signing(args)
     model = _load(args)
     avatar = model.default_avatar()
     track = generate_performance(avatar.landmarks, args.seconds, args.fps, PerformanceConfig(seed=args.seed))
-    with VideoWriter(out, fps=args.fps, overwrite=args.overwrite, metadata=_tags(model)) as writer, \
+    with VideoWriter(out, fps=args.fps, overwrite=args.overwrite, metadata=_tags(model), c2pa=signing) as writer, \
             Progress("rendering demo", len(track), enabled=not args.quiet) as progress:
         for start in range(0, len(track), args.batch):
             for frame in model.render(avatar, track[start:start + args.batch], coords="normalised"):
@@ -203,9 +221,11 @@ def cmd_live(args) -> int:
     check_source(args.camera, args.driving)
     if args.virtual_camera:
         require_pyvirtualcam()
+    signing = None
     if args.output:
         out = Path(args.output)
         _check_output(out, args.overwrite, _input_files(args))
+        signing = _signing(args)
     controls = Controls(eye_open=args.eye_open, mouth_open=args.mouth_open, smile=args.smile, yaw=args.yaw,
                         pitch=args.pitch, roll=args.roll, expression_only=args.expression_only).validate()
     window = Window() if args.window else None  # fail on a missing display before loading anything
@@ -222,7 +242,7 @@ def cmd_live(args) -> int:
     sinks, recording, cam = [], None, None
     fps = args.fps or 25.0
     if args.output:
-        recording = Recording(out, fps, args.overwrite, _tags(model))
+        recording = Recording(out, fps, args.overwrite, _tags(model), c2pa=signing)
         sinks.append(recording.add)
     if args.virtual_camera:
         size = (model.resolution, model.resolution) if output == "crop" else avatar.image.shape[1::-1]
@@ -288,8 +308,9 @@ def cmd_verify(args) -> int:
                     else f"no watermark (confidence {v.confidence:.1f})")
             tag = "tagged synthetic" if v.synthetic_tag else "no synthetic tag"
             model = v.metadata.get("talkinghead_model")
+            c2pa = f"C2PA {v.c2pa}" + (f" ({v.c2pa_detail})" if v.c2pa in ("invalid", "unchecked") else "")
             print(f"{v.path}: {mark}; {tag}" + (f" (tool {v.metadata.get('talkinghead_tool')}, model {model})" if model else "")
-                  + f"; {v.frames} frame(s) checked")
+                  + f"; {c2pa}; {v.frames} frame(s) checked")
     if any(v.error for v in verdicts):
         return EXIT_USER
     return EXIT_OK if all(v.found for v in verdicts) else EXIT_NOT_FOUND
@@ -333,6 +354,14 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="leave frames unmarked (they are marked synthetic by default; see docs/architecture.md)")
 
 
+def _add_c2pa_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--c2pa-key", metavar="KEY.pem", help="sign the output with a C2PA manifest: the private key "
+                   "(with --c2pa-cert; needs the provenance extra)")
+    p.add_argument("--c2pa-cert", metavar="CERTS.pem", help="the signing certificate chain, signing certificate first")
+    p.add_argument("--c2pa-alg", default="es256", help="the key's algorithm: es256 (P-256, default), es384, es512, "
+                   "ps256, ps384, ps512 (RSA) or ed25519")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="debug logs and tracebacks")
@@ -353,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, help="output frame rate, at most 240 (default: the driving clip's)")
     p.add_argument("--face", type=int, default=0, help="which face in the source (0: the largest)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    _add_c2pa_options(p)
     _add_model_options(p)
     p.set_defaults(func=cmd_animate)
 
@@ -362,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=25.0, help="frame rate, at most 240 (default 25)")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated performance")
     p.add_argument("--overwrite", action="store_true")
+    _add_c2pa_options(p)
     _add_model_options(p)
     p.set_defaults(func=cmd_demo)
 
@@ -395,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      ("pitch", 0.0, "degrees, -30..30"), ("roll", 0.0, "degrees, -45..45")):
         p.add_argument(f"--{name}", type=float, default=default, help=help_text)
     p.add_argument("--expression-only", action="store_true", help="keep the source's head still; transfer expression")
+    _add_c2pa_options(p)
     _add_model_options(p)
     p.set_defaults(func=cmd_live)
 

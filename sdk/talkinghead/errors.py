@@ -48,5 +48,11 @@ class OutputExistsError(TalkingHeadError):
     """An output path exists and overwriting was not allowed."""
 
 
+class ProvenanceError(TalkingHeadError):
+    """A C2PA manifest could not be added: an unreadable key or certificate, a key that does not
+    match its certificate or algorithm, a certificate C2PA does not accept, or a file type C2PA
+    cannot sign."""
+
+
 class MissingDependencyError(TalkingHeadError, ImportError):
     """An optional dependency (an extra such as ``talkinghead[landmarks]``) is not installed."""

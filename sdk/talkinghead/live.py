@@ -84,11 +84,12 @@ class Recording:
     """An mp4 of the rendered frames in source time: a frame dropped by the live stream repeats the
     previous one, so the recording keeps the source's timing (at ``fps``)."""
 
-    def __init__(self, path: Path, fps: float, overwrite: bool, metadata: dict[str, str] | None = None) -> None:
+    def __init__(self, path: Path, fps: float, overwrite: bool, metadata: dict[str, str] | None = None,
+                 c2pa=None) -> None:
         from .video import VideoWriter
 
         self.fps = fps
-        self.writer = VideoWriter(path, fps=fps, overwrite=overwrite, metadata=metadata)
+        self.writer = VideoWriter(path, fps=fps, overwrite=overwrite, metadata=metadata, c2pa=c2pa)
         self.slots = 0
         self.last: np.ndarray | None = None
 

@@ -177,6 +177,8 @@ class VideoWriter:
         crf: x264 constant rate factor (lower: better, bigger).
         preset: x264 preset.
         metadata: container tags (key -> text), e.g. talkinghead.provenance.tags(model).
+        c2pa: a talkinghead.provenance.C2paSigning: the finished file gets a C2PA manifest signed with
+            it (the ``provenance`` extra; .mp4, .m4v and .mov only).
 
     Example::
 
@@ -187,9 +189,10 @@ class VideoWriter:
 
     def __init__(self, path: str | os.PathLike, fps: float, *, overwrite: bool = False,
                  audio_from: str | os.PathLike | None = None, crf: int = 18,
-                 preset: str = "medium", metadata: dict[str, str] | None = None) -> None:
+                 preset: str = "medium", metadata: dict[str, str] | None = None, c2pa=None) -> None:
         self.path = Path(path)
         self.metadata = dict(metadata or {})
+        self.c2pa = c2pa
         if not (isinstance(fps, numbers.Real) and math.isfinite(float(fps)) and float(fps) > 0):
             raise InputError(f"fps must be a finite number > 0, got {fps!r}")
         if self.path.exists() and not overwrite:
@@ -207,6 +210,11 @@ class VideoWriter:
         self._tmp = self.path.with_name(f".{self.path.stem}.{uuid.uuid4().hex[:8]}.part"
                                         f"{self.path.suffix or '.mp4'}")
         self._format = _FORMATS.get(self.path.suffix.lower(), "mp4")
+        if c2pa is not None:  # fail before any frame is rendered
+            from .provenance import c2pa_mime
+
+            c2pa.check()
+            c2pa_mime(self._tmp)
         self._container = None
         self._vstream = None
         self._size: tuple[int, int] | None = None
@@ -279,6 +287,10 @@ class VideoWriter:
                 self._audio = None
             self._container.close()
             self._container = None
+            if self.c2pa is not None:
+                from .provenance import sign_c2pa
+
+                sign_c2pa(self._tmp, self.c2pa, self.metadata)
             if self.path.exists() and not self.overwrite:
                 raise OutputExistsError(f"{self.path} appeared while writing; not replaced")
             os.replace(self._tmp, self.path)
