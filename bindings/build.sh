@@ -14,9 +14,9 @@
 #   - Debian: cmake, g++, nlohmann-json3-dev, doctest-dev. Prerequisites: as root (a container, CI)
 #     build.sh installs the missing ones with apt-get; otherwise it names them and stops (never sudo).
 #   - ONNX Runtime headers: $ONNXRUNTIME_ROOT/include when set, else the npm package
-#     com.github.asus4.onnxruntime@0.4.9 (ONNX Runtime 1.29 for Unity, MIT, Microsoft's files):
-#     `npm pack`, then only the headers, the license and the Linux x64 library are extracted into
-#     third_party/onnxruntime/ (git-ignored).
+#     com.github.asus4.onnxruntime@0.4.9 (bindings/prerequisites.sh: ONNX Runtime 1.29 for Unity, MIT,
+#     Microsoft's files; the headers, the license and the Linux x64 library go to
+#     third_party/onnxruntime/, git-ignored).
 #   - ONNX Runtime library: none at build time. The core loads it at run time (docs/embedding.md);
 #     the tests use the onnxruntime wheel's library from the Python environment, and also run the C
 #     example against the npm package's 1.29 library to show one build serves both releases.
@@ -65,44 +65,14 @@ else
 fi
 
 # ---- Debian packages --------------------------------------------------------------------------
-need=()
-command -v cmake >/dev/null || need+=(cmake)
-command -v g++ >/dev/null || need+=(g++)
-for pkg in nlohmann-json3-dev doctest-dev; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
-done
-if [[ ${#need[@]} -gt 0 ]]; then
-  # Never sudo: as root (a container, CI) the packages are installed; anyone else is told what to install.
-  if [[ $(id -u) -ne 0 ]]; then
-    echo "build.sh: missing prerequisites: ${need[*]}" >&2
-    echo "build.sh: install them first, e.g.: sudo apt-get install -y ${need[*]}" >&2
-    exit 1
-  fi
-  say "installing Debian packages (running as root): ${need[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+# shellcheck source=bindings/prerequisites.sh
+source "$ROOT/bindings/prerequisites.sh"
+need=(cmake g++ nlohmann-json3-dev doctest-dev)
+need_debian_packages build.sh "${need[@]}"
 
 # ---- ONNX Runtime headers (and a second runtime for the tests) ---------------------------------
+fetch_ort_headers "$ROOT"
 ORT_DIR="$ROOT/third_party/onnxruntime"
-ORT_NPM="com.github.asus4.onnxruntime@0.4.9"
-if [[ -n "${ONNXRUNTIME_ROOT:-}" ]]; then
-  say "ONNX Runtime headers from ONNXRUNTIME_ROOT=$ONNXRUNTIME_ROOT"
-elif [[ ! -f "$ORT_DIR/include/onnxruntime_cxx_api.h" ]]; then
-  say "fetching ONNX Runtime headers: npm pack $ORT_NPM"
-  tmp="$(mktemp -d)"
-  (cd "$tmp" && npm pack --silent "$ORT_NPM" >/dev/null)
-  tgz="$(ls "$tmp"/*.tgz)"
-  hdr='package/Plugins/iOS~/onnxruntime.xcframework/ios-arm64_x86_64-simulator/onnxruntime.framework/Headers'
-  tar xzf "$tgz" -C "$tmp" --wildcards "$hdr/*.h" 'package/Plugins/Linux/x64/libonnxruntime.so' \
-      'package/LICENSE' 'package/ThirdPartyNotices.txt'
-  mkdir -p "$ORT_DIR/include" "$ORT_DIR/lib"
-  cp "$tmp/$hdr"/*.h "$ORT_DIR/include/"
-  cp "$tmp/package/Plugins/Linux/x64/libonnxruntime.so" "$ORT_DIR/lib/"
-  cp "$tmp/package/LICENSE" "$tmp/package/ThirdPartyNotices.txt" "$ORT_DIR/"
-  echo "$ORT_NPM (npm registry); headers and Linux x64 library of ONNX Runtime 1.29" > "$ORT_DIR/SOURCE"
-  rm -rf "$tmp"
-fi
 
 # The runtime the tests load: the onnxruntime wheel's library (what the Python SDK runs).
 TEST_ORT=""

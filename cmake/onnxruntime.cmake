@@ -7,7 +7,7 @@ find_path(ONNXRUNTIME_INCLUDE_DIR onnxruntime_cxx_api.h
     "${ONNXRUNTIME_ROOT}/include/onnxruntime"
     "${ONNXRUNTIME_ROOT}/include/onnxruntime/core/session"
     "${PROJECT_SOURCE_DIR}/third_party/onnxruntime/include"
-  NO_DEFAULT_PATH)
+  NO_DEFAULT_PATH NO_CMAKE_FIND_ROOT_PATH)
 if(NOT ONNXRUNTIME_INCLUDE_DIR)
   find_path(ONNXRUNTIME_INCLUDE_DIR onnxruntime_cxx_api.h PATH_SUFFIXES onnxruntime onnxruntime/core/session)
 endif()

@@ -21,7 +21,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#include <direct.h>
+#define make_dir(path) _mkdir(path)
+#else
 #include <sys/stat.h>
+#define make_dir(path) mkdir(path, 0755)
+#endif
 
 #include "talkinghead.h"
 
@@ -279,7 +285,7 @@ int main(int argc, char **argv) {
 
     frames = read_faces(drive_path, &drive);
     if (frames == 0) goto done;
-    mkdir(out_dir, 0755);
+    make_dir(out_dir);
     if (stream) {
         if (!stream_frames(model, avatar, drive, frames, pixels, fps, &controls, out_dir, info.resolution)) goto done;
         printf("wrote %d frames to %s\n", frames, out_dir);

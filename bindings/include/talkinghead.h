@@ -63,10 +63,11 @@
  *   th_set_log_callback is global; the callback may be called from any thread, one at a time.
  *
  * ONNX RUNTIME
- *   The library loads ONNX Runtime at run time (dlopen) the first time a model is loaded, from,
- *   in order: th_model_config.ort_library, the TALKINGHEAD_ORT_LIBRARY environment variable,
- *   libonnxruntime.so next to this library, then the system search path (libonnxruntime.so,
- *   libonnxruntime.so.1). Any ONNX Runtime >= 1.29 works (CPU or GPU build). Telemetry is off:
+ *   The library loads ONNX Runtime at run time (dlopen; LoadLibrary on Windows) the first time a
+ *   model is loaded, from, in order: th_model_config.ort_library, the TALKINGHEAD_ORT_LIBRARY
+ *   environment variable, libonnxruntime.so next to this library, then the system search path
+ *   (libonnxruntime.so, libonnxruntime.so.1); on Windows onnxruntime.dll, next to talkinghead.dll
+ *   and then on the DLL search path. Paths are UTF-8 on every platform. Any ONNX Runtime >= 1.29 works (CPU or GPU build). Telemetry is off:
  *   ORT_DISABLE_TELEMETRY=1 is set unless already set, and telemetry events are disabled.
  */
 #ifndef TALKINGHEAD_H

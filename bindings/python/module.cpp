@@ -1,13 +1,14 @@
 // talkinghead._native: the C++ core for Python, one to one. numpy arrays in without copies
 // (where their layout allows), results written straight into new numpy arrays, the GIL released
 // around every computation. Errors are raised as talkinghead.errors types.
-#include <dirent.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <memory>
+#include <system_error>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "geometry.h"
 #include "model.h"
 #include "ort_runtime.h"
+#include "platform.h"
 #include "stream.h"
 
 namespace py = pybind11;
@@ -76,15 +78,16 @@ std::string find_wheel_ort() {
     py::object locs = spec.attr("submodule_search_locations");
     if (locs.is_none()) return "";
     for (const auto& loc : locs) {
-      const std::string dir = py::str(loc).cast<std::string>() + "/capi";
-      std::unique_ptr<DIR, int (*)(DIR*)> d(opendir(dir.c_str()), &closedir);
-      if (!d) continue;
+      const std::filesystem::path dir = std::filesystem::u8path(py::str(loc).cast<std::string>()) / "capi";
+      std::error_code ec;
       std::string best;
-      while (dirent* e = readdir(d.get())) {
-        std::string n = e->d_name;
-        if (n.rfind("libonnxruntime.so", 0) == 0 && n > best) best = n;
+      for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+        const std::string n = e.path().filename().u8string();
+        for (const auto& name : th::platform::ort_library_names()) {
+          if (n.rfind(name, 0) == 0 && n > best) best = n;
+        }
       }
-      if (!best.empty()) return dir + "/" + best;
+      if (!best.empty()) return (dir / std::filesystem::u8path(best)).generic_u8string();
     }
   } catch (const py::error_already_set&) {
   }

@@ -1,7 +1,5 @@
 #include "manifest.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <climits>
@@ -9,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -18,6 +17,7 @@
 #include "errors.h"
 #include "input_limits.h"
 #include "geometry.h"
+#include "platform.h"
 #include "sha256.h"
 
 namespace th {
@@ -627,11 +627,11 @@ Manifest parse_manifest(const std::string& text) {
 
 OnnxHeader read_onnx_header(const std::string& path) {
   const std::string name = base_name(path);
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(platform::open_file(path, "rb"), &std::fclose);
   if (!f) throw Error(Code::NotFound, "cannot open " + path + ": " + std::strerror(errno));
-  struct stat st{};
-  if (fstat(fileno(f.get()), &st) != 0) throw Error(Code::ModelPackage, "cannot stat " + path);
-  Reader r{f.get(), 0, static_cast<long long>(st.st_size)};
+  const long long size = platform::file_size(path);
+  if (size < 0) throw Error(Code::ModelPackage, "cannot stat " + path);
+  Reader r{f.get(), 0, size};
   OnnxHeader h;
   try {
     while (r.pos < r.size) {
@@ -699,27 +699,19 @@ const std::string& Package::graph_path(const std::string& role, const std::strin
 
 namespace {
 
-std::string real_path(const std::string& p) {
-  std::unique_ptr<char, void (*)(void*)> r(::realpath(p.c_str(), nullptr), &std::free);
-  return r ? std::string(r.get()) : std::string();
-}
-
 std::string resolve_inside(const std::string& folder, const std::string& rel, const std::string& where) {
-  const std::string candidate = folder + "/" + rel;
-  errno = 0;
-  std::string resolved = real_path(candidate);
+  bool missing = false;
+  std::string why;
+  const std::string resolved = platform::canonical_path(folder + "/" + rel, &missing, &why);
   if (resolved.empty()) {
-    if (errno == ENOENT || errno == ENOTDIR) {
-      throw Error(Code::NotFound, where + ": '" + rel + "' is missing from the package folder " + folder);
-    }
-    throw Error(Code::ModelPackage, where + ": '" + rel + "' cannot be resolved (" + std::strerror(errno) + ")");
+    if (missing) throw Error(Code::NotFound, where + ": '" + rel + "' is missing from the package folder " + folder);
+    throw Error(Code::ModelPackage, where + ": '" + rel + "' cannot be resolved (" + why + ")");
   }
   if (resolved.compare(0, folder.size() + 1, folder + "/") != 0) {
     throw Error(Code::ModelPackage, where + ": '" + rel + "' resolves to " + resolved + ", outside the package folder " +
                                         folder + " (symlinks out of the package are refused)");
   }
-  struct stat st{};
-  if (stat(resolved.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+  if (!platform::is_regular_file(resolved)) {
     throw Error(Code::ModelPackage, where + ": '" + rel + "' is not a regular file");
   }
   return resolved;
@@ -759,19 +751,18 @@ void check_header(const std::string& path, const std::string& role, const GraphS
 }  // namespace
 
 Package load_package(const std::string& folder_in, bool verify_hashes) {
-  struct stat st{};
-  if (folder_in.empty() || stat(folder_in.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+  if (folder_in.empty() || !platform::is_directory(folder_in)) {
     throw Error(Code::NotFound, "model package folder not found: " + folder_in);
   }
   Package pkg;
-  pkg.folder = real_path(folder_in);
+  pkg.folder = platform::canonical_path(folder_in, nullptr, nullptr);
   if (pkg.folder.empty()) throw Error(Code::NotFound, "model package folder not found: " + folder_in);
   const std::string mpath = pkg.folder + "/manifest.json";
-  if (stat(mpath.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+  if (!platform::is_regular_file(mpath)) {
     throw Error(Code::NotFound, pkg.folder + " is not a model package: it has no manifest.json");
   }
-  if (st.st_size > (4 << 20)) throw Error(Code::ModelPackage, mpath + ": implausibly large for a manifest");
-  std::ifstream in(mpath, std::ios::binary);
+  if (platform::file_size(mpath) > (4 << 20)) throw Error(Code::ModelPackage, mpath + ": implausibly large for a manifest");
+  std::ifstream in(std::filesystem::u8path(mpath), std::ios::binary);
   std::stringstream ss;
   ss << in.rdbuf();
   try {

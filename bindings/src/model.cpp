@@ -9,6 +9,7 @@
 #include "motion.h"
 #include "ort_api.h"
 #include "ort_runtime.h"
+#include "platform.h"
 #include "references.h"
 #include "watermark.h"
 
@@ -177,7 +178,7 @@ struct Model::Impl {
     const std::string& path = package.graph_path(role, variant_name);
     Graph g;
     try {
-      g.session.reset(new Ort::Session(ort_env(), path.c_str(), options(cuda)));
+      g.session.reset(new Ort::Session(ort_env(), platform::native_path(path).c_str(), options(cuda)));
     } catch (const Ort::Exception& e) {
       throw Error(cuda ? Code::Provider : Code::ModelPackage,
                   base_name(path) + ": onnxruntime cannot load this graph" + (cuda ? " on CUDA" : "") + " (" + e.what() + ")");

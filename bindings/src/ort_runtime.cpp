@@ -1,7 +1,5 @@
 #include "ort_runtime.h"
 
-#include <dlfcn.h>
-
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -9,6 +7,7 @@
 
 #include "errors.h"
 #include "ort_api.h"
+#include "platform.h"
 
 namespace th {
 namespace {
@@ -27,34 +26,22 @@ void ORT_API_CALL ort_log(void*, OrtLoggingLevel severity, const char* category,
   log(level, std::string("onnxruntime [") + (category ? category : "") + "] " + (message ? message : ""));
 }
 
-std::string own_directory() {
-  Dl_info info{};
-  if (dladdr(reinterpret_cast<void*>(&ensure_ort), &info) && info.dli_fname) {
-    std::string p = info.dli_fname;
-    std::size_t s = p.find_last_of('/');
-    if (s != std::string::npos) return p.substr(0, s);
-  }
-  return "";
-}
-
 // Try one library; returns "" on success, else why it failed.
 std::string try_load(const std::string& path) {
-  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!handle) {
-    const char* e = dlerror();
-    return e ? e : "dlopen failed";
-  }
+  std::string why;
+  void* handle = platform::open_library(path, &why);
+  if (!handle) return why;
   using GetApiBase = const OrtApiBase* (*)();
-  auto get_base = reinterpret_cast<GetApiBase>(dlsym(handle, "OrtGetApiBase"));
+  auto get_base = reinterpret_cast<GetApiBase>(platform::library_symbol(handle, "OrtGetApiBase"));
   if (!get_base) {
-    dlclose(handle);
+    platform::close_library(handle);
     return path + " has no OrtGetApiBase: not an ONNX Runtime library";
   }
   const OrtApiBase* base = get_base();
   const char* version = base ? base->GetVersionString() : "?";
   const OrtApi* api = base ? base->GetApi(ORT_API_VERSION) : nullptr;
   if (!api) {
-    dlclose(handle);
+    platform::close_library(handle);
     return path + " is ONNX Runtime " + version + ", older than this build needs (API version " +
            std::to_string(ORT_API_VERSION) + ", ONNX Runtime 1." + std::to_string(ORT_API_VERSION) + " or newer)";
   }
@@ -85,7 +72,7 @@ const OrtInfo& ensure_ort(const std::string& requested) {
     return *g_info;
   }
   // Recent official ORT builds write a device id under ~/.cache unless telemetry is off.
-  setenv("ORT_DISABLE_TELEMETRY", "1", 0);
+  platform::set_env_default("ORT_DISABLE_TELEMETRY", "1");
   std::vector<std::pair<std::string, bool>> candidates;  // path, explicit (no fall-through)
   const char* env = std::getenv("TALKINGHEAD_ORT_LIBRARY");
   if (!requested.empty()) {
@@ -94,13 +81,11 @@ const OrtInfo& ensure_ort(const std::string& requested) {
     candidates.emplace_back(env, true);
   } else {
     if (!g_default_library.empty()) candidates.emplace_back(g_default_library, false);
-    const std::string dir = own_directory();
-    if (!dir.empty()) {
-      candidates.emplace_back(dir + "/libonnxruntime.so", false);
-      candidates.emplace_back(dir + "/libonnxruntime.so.1", false);
+    const std::string dir = platform::module_directory();
+    for (const auto& name : platform::ort_library_names()) {
+      if (!dir.empty()) candidates.emplace_back(dir + "/" + name, false);
     }
-    candidates.emplace_back("libonnxruntime.so", false);
-    candidates.emplace_back("libonnxruntime.so.1", false);
+    for (const auto& name : platform::ort_library_names()) candidates.emplace_back(name, false);
   }
   std::string errors;
   for (const auto& c : candidates) {
@@ -111,10 +96,8 @@ const OrtInfo& ensure_ort(const std::string& requested) {
   }
   if (!g_info) {
     throw Error(Code::Runtime,
-                "cannot load ONNX Runtime (>= 1." + std::to_string(ORT_API_VERSION) + ")." + errors +
-                    "\nSet th_model_config.ort_library or TALKINGHEAD_ORT_LIBRARY to a libonnxruntime.so, put one next "
-                    "to libtalkinghead.so, or on the library search path (LD_LIBRARY_PATH). The onnxruntime pip "
-                    "wheel ships one as onnxruntime/capi/libonnxruntime.so.1.*");
+                "cannot load ONNX Runtime (>= 1." + std::to_string(ORT_API_VERSION) + ")." + errors + "\n" +
+                    platform::ort_library_hint());
   }
   try {
     g_env = new Ort::Env(ORT_LOGGING_LEVEL_WARNING, "talkinghead", ort_log, nullptr);

@@ -1,4 +1,4 @@
-// ONNX Runtime, loaded at run time (dlopen + ORT_API_MANUAL_INIT): one build of talkinghead works
+// ONNX Runtime, loaded at run time (platform::open_library + ORT_API_MANUAL_INIT): one build of talkinghead works
 // with any ONNX Runtime library whose API version is >= the headers' (1.29), CPU or GPU build.
 // Only ort_runtime.cpp and model.cpp include the ONNX Runtime headers.
 #pragma once

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "errors.h"
+#include "platform.h"
 
 namespace th {
 namespace {
@@ -107,7 +108,7 @@ std::string sha256_hex(const void* data, std::size_t size) {
 }
 
 std::string sha256_file(const std::string& path) {
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(platform::open_file(path, "rb"), &std::fclose);
   if (!f) throw Error(Code::NotFound, "cannot open " + path + ": " + std::strerror(errno));
   Sha256 h;
   std::unique_ptr<std::uint8_t[]> buf(new std::uint8_t[1 << 16]);

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -45,4 +46,10 @@ inline std::string read_text(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// A name no other test process uses at the same time (temporary files and folders).
+inline std::string unique_name(const std::string& prefix) {
+  static const std::string tag = std::to_string(std::random_device{}());
+  return prefix + "_" + tag;
 }

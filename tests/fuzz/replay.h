@@ -3,11 +3,11 @@
 // Each returns normally or throws th::Error; anything else is a bug.
 #pragma once
 
-#include <unistd.h>
-
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -22,7 +22,9 @@ inline void manifest(const std::uint8_t* data, std::size_t size) {
 }
 
 inline void onnx(const std::uint8_t* data, std::size_t size) {
-  static const std::string path = "/tmp/th_fuzz_onnx_" + std::to_string(::getpid()) + ".onnx";
+  static const std::string path =
+      (std::filesystem::temp_directory_path() / ("th_fuzz_onnx_" + std::to_string(std::random_device{}()) + ".onnx"))
+          .u8string();
   std::FILE* f = std::fopen(path.c_str(), "wb");
   if (!f) return;
   std::fwrite(data, 1, size, f);

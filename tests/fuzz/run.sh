@@ -22,7 +22,7 @@ if [[ "$ONLY" != python ]]; then
     clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
       -DTALKINGHEAD_VERSION='"fuzz"' -DFUZZ_$T -Ibindings/src -Ibindings/include -Itests/fuzz tests/fuzz/fuzz_native.cpp \
       bindings/src/manifest.cpp bindings/src/sha256.cpp bindings/src/geometry.cpp bindings/src/input_limits.cpp \
-      bindings/src/log.cpp -o "$OUT/fuzz_$target"
+      bindings/src/log.cpp bindings/src/platform.cpp -o "$OUT/fuzz_$target"
     mkdir -p "$OUT/corpus_native_$target"
     "$OUT/fuzz_$target" "$OUT/corpus_native_$target" "tests/fuzz/corpus/$target" -max_total_time="$SECONDS_EACH" \
       -timeout=10 -rss_limit_mb=2048 -artifact_prefix="tests/fuzz/crashes/native_${target}_" -print_final_stats=1 \
