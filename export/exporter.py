@@ -45,7 +45,7 @@ from .manifest_writer import build_manifest, graph_record, training_record, vari
 from .onnx_export import DEFAULT_OPSET, export_module, prepare_modules
 from .parity import check_batch_one, cpu_session, diff, run_session, run_torch
 from .prune import PrunedAttention, attention_off, negligible_attention, remove_attention
-from .simplify import interface, simplify
+from .simplify import check, interface, simplify
 from .variants import VARIANTS, build_variant
 
 log = logging.getLogger("export")
@@ -75,6 +75,9 @@ class ExportOptions:
         stages: a warp-family generator exported with only these learned stages (a prefix of
             ``prior, flow, blend, synthesis``: the ablation table, bench/warp_ablation.py); None
             exports the whole model. The package is named ``talkinghead-warp-<last stage>``.
+        rewrite: replace the generator's GridSample and non-last-axis Softmax by exact equivalents
+            that ONNX Runtime's CPU kernels run faster (:mod:`export.rewrite`); parity is checked on
+            the rewritten graph. False keeps the traced operators.
     """
 
     variants: tuple[str, ...] = ()
@@ -90,6 +93,7 @@ class ExportOptions:
     threads: int = 2
     prune_attention: float = 2e-3
     stages: tuple[str, ...] | None = None
+    rewrite: bool = True
 
     def validate(self) -> "ExportOptions":
         if self.stages is not None and tuple(self.stages) not in [STAGES[:n] for n in range(1, len(STAGES) + 1)]:
@@ -245,6 +249,13 @@ class _Exporter:
         model = export_module(module, self.kind, role, example, self.opts.opset, family)
         _declare_interface(model, self.kind, role, self.resolution, self.dim, family, self.ref_resolution)
         model = simplify(model, role)
+        if role == "generator" and self.opts.rewrite:
+            from .rewrite import rewrite_graph  # here, so that `python -m export.rewrite` imports it once
+
+            counts = rewrite_graph(model)
+            if any(counts.values()):
+                log.info("generator: rewritten for ONNX Runtime's CPU kernels: %s", counts)
+                model = check(model, role)
         _expected_shapes_ok(model, self.kind, role, self.resolution, self.dim, family, self.ref_resolution)
         return model
 

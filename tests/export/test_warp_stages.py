@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -27,9 +28,11 @@ def _checkpoint(tmp: Path, config, seed: int = 3) -> Path:
 def test_stages_export_the_generator_with_only_those_parts(tmp_path: Path) -> None:
     ckpt = _checkpoint(tmp_path, tiny_warp_config())
     outs, names = [], []
-    for stages in (("prior",), ("prior", "flow", "blend", "synthesis")):
-        res = export_checkpoint(ckpt, tmp_path / stages[-1], ExportOptions(stages=stages, synthetic=True))
+    ops = []
+    for stages, rewrite in ((("prior",), False), (("prior", "flow", "blend", "synthesis"), True)):
+        res = export_checkpoint(ckpt, tmp_path / stages[-1], ExportOptions(stages=stages, synthetic=True, rewrite=rewrite))
         names.append(res.manifest["name"])
+        ops.append({n.op_type for n in onnx.load(str(res.path / "generator.onnx")).graph.node})
         sess = ort.InferenceSession(str(res.path / "generator.onnx"), providers=["CPUExecutionProvider"])
         rng = np.random.default_rng(0)
         r = res.manifest["resolution"]
@@ -40,6 +43,8 @@ def test_stages_export_the_generator_with_only_those_parts(tmp_path: Path) -> No
         outs.append(sess.run(None, feed)[0])
     assert names == ["talkinghead-tiny-warp-prior", "talkinghead-tiny-warp"]
     assert float(np.abs(outs[0] - outs[1]).mean()) > 1e-3  # the learned stages are really left out
+    # export.rewrite: GridSample kept only when asked (parity against PyTorch passed on the rewritten graph)
+    assert "GridSample" in ops[0] and "GridSample" not in ops[1] and "GatherElements" in ops[1]
 
 
 def test_stages_are_checked(tmp_path: Path) -> None:
