@@ -199,7 +199,28 @@ def geometry_vectors(write: VectorWriter, rng: np.random.Generator, resolution: 
     crop0 = crop_from_landmarks(shots[0][1])
     write("to_pixels_in", shots[0][1])
     write("to_pixels_out", to_pixels(to_normalised(shots[0][1], crop0), crop0))
-    return {"shots": list(range(len(shots))), "warps": warps}
+    return {"shots": list(range(len(shots))), "warps": warps, "pastes": paste_vectors(write, np.random.default_rng(4), shots[1][0])}
+
+
+def paste_vectors(write: VectorWriter, rng: np.random.Generator, frame: np.ndarray) -> list[dict]:
+    """Paste-back (talkinghead.pasteback) of random crop images into ``frame``: crops inside the
+    frame (upscaled), partly off it, wholly off it (nothing changes), and > 2x smaller than the crop
+    image (the box prefilter), at the default feather and at 0 and 0.5."""
+    from talkinghead.pasteback import DEFAULT_FEATHER, paste_back
+
+    write("paste_frame", frame)
+    cases = []
+    for j, (cx, cy, size, res, feather) in enumerate([
+            (60.0, 70.0, 90.0, 32, DEFAULT_FEATHER), (5.5, 140.25, 70.3, 48, DEFAULT_FEATHER),
+            (400.0, 50.0, 60.0, 16, DEFAULT_FEATHER), (70.2, 80.7, 20.5, 64, DEFAULT_FEATHER),
+            (64.0, 75.0, 120.0, 40, 0.0), (64.5, 74.5, 33.0, 96, 0.5)]):
+        crop_image = rng.integers(0, 256, (res, res, 3), dtype=np.uint8)
+        crop = np.array([cx, cy, size], np.float64)
+        write(f"paste{j}_crop_image", crop_image)
+        write(f"paste{j}_crop", crop)
+        write(f"paste{j}_out", paste_back(frame, crop_image, crop, feather))
+        cases.append({"name": f"paste{j}", "resolution": res, "feather": feather})
+    return cases
 
 
 def motion_and_frame_vectors(write: VectorWriter, rng: np.random.Generator, package: Path) -> None:

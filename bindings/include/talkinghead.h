@@ -309,7 +309,7 @@ TH_API th_status th_stream_reset(th_stream *stream);
 TH_API th_status th_stream_get_stats(const th_stream *stream, int64_t *pushed, int64_t *rendered,
                                      int64_t *failed);
 
-/* ---- geometry (the crop rule, exposed for engines that paste frames back) --------------- */
+/* ---- geometry (the crop rule and paste-back, for engines that paste frames back) ------- */
 
 /** The crop (cx, cy, size) of a face from its landmarks in pixels, by the model's crop rule. */
 TH_API th_status th_crop_from_landmarks(const th_model *model, const float *landmarks_px,
@@ -320,6 +320,18 @@ TH_API th_status th_to_normalised(const float *points_px, int32_t count, const d
 /** Crop-normalised -> pixel coordinates of `count` points under one crop. */
 TH_API th_status th_to_pixels(const float *points_norm, int32_t count, const double crop[3],
                               float *out_points);
+
+/** The SDK's paste-back feather (talkinghead.pasteback.DEFAULT_FEATHER). */
+#define TH_DEFAULT_FEATHER 0.12
+/** Paste a rendered crop back into a frame (talkinghead.pasteback.paste_back): `out` (the frame's
+ *  layout: frame->stride bytes per row, out_size >= frame->size; it may be frame->data itself, to
+ *  paste in place) receives the frame with `crop_rgb` (resolution x resolution packed RGB8, the
+ *  model's output for `crop`: cx, cy, size in the frame's pixels, e.g. from th_crop_from_landmarks)
+ *  blended in. Frame pixels whose centres lie in the crop square change, under a mask that falls
+ *  smoothly to 0 over `feather` (0..0.5; TH_DEFAULT_FEATHER) of the crop's side at its border; a
+ *  crop outside the frame changes nothing. Equal to Python's paste_back within one level. */
+TH_API th_status th_paste_back(const th_image *frame, const uint8_t *crop_rgb, int32_t resolution,
+                               const double crop[3], double feather, uint8_t *out, size_t out_size);
 
 #ifdef __cplusplus
 }

@@ -430,4 +430,14 @@ th_status th_to_pixels(const float* points_norm, int32_t count, const double cro
   });
 }
 
+th_status th_paste_back(const th_image* frame, const uint8_t* crop_rgb, int32_t resolution, const double crop[3],
+                        double feather, uint8_t* out, size_t out_size) {
+  return guard([&] {
+    if (!frame || !crop_rgb || !crop || !out) invalid("frame, crop_rgb, crop and out must not be NULL");
+    th::PasteScratch scratch;
+    th::paste_back(th::ImageView{frame->data, frame->width, frame->height, frame->stride, frame->size}, crop_rgb,
+                   resolution, crop_of(crop), feather, out, out_size, scratch);
+  });
+}
+
 }  // extern "C"

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 #include "errors.h"
 #include "input_limits.h"
@@ -122,81 +123,125 @@ inline std::uint8_t to_u8(float v) {
   return static_cast<std::uint8_t>(r);
 }
 
-// crop._sample_separable for one source type: out[i][j] over ys x xs, RGB.
+// crop._sample_separable: float32 samples out[i][j][c] of a `channels`-channel image at ys x xs
+// (ny rows, nx columns), rows blended first, in numpy's float32 order.
 template <typename Src>
-void sample_separable(const Src* src, int w, int h, std::size_t row_stride, const double* xs,
-                      const double* ys, int r, std::uint8_t* out) {
-  constexpr int kMaxTaps = 4096;
-  int x0[kMaxTaps], x1[kMaxTaps], y0, y1;
-  float wx[kMaxTaps], wy;
-  axis_taps(xs, r, w, x0, x1, wx);
-  for (int i = 0; i < r; ++i) {
+void sample_separable(const Src* src, int w, int h, std::size_t row_stride, int channels, const double* xs,
+                      int nx, const double* ys, int ny, SampleScratch& s, float* out) {
+  s.x0.resize(nx);
+  s.x1.resize(nx);
+  s.wx.resize(nx);
+  axis_taps(xs, nx, w, s.x0.data(), s.x1.data(), s.wx.data());
+  int y0, y1;
+  float wy;
+  for (int i = 0; i < ny; ++i) {
     axis_taps(ys + i, 1, h, &y0, &y1, &wy);
     const Src* top = src + static_cast<std::size_t>(y0) * row_stride;
     const Src* bot = src + static_cast<std::size_t>(y1) * row_stride;
-    std::uint8_t* o = out + static_cast<std::size_t>(i) * r * 3;
-    for (int j = 0; j < r; ++j) {
-      for (int c = 0; c < 3; ++c) {
-        float t0 = static_cast<float>(top[3 * x0[j] + c]);
-        float b0 = static_cast<float>(bot[3 * x0[j] + c]);
-        float t1 = static_cast<float>(top[3 * x1[j] + c]);
-        float b1 = static_cast<float>(bot[3 * x1[j] + c]);
+    float* o = out + static_cast<std::size_t>(i) * nx * channels;
+    for (int j = 0; j < nx; ++j) {
+      const std::size_t a = static_cast<std::size_t>(channels) * s.x0[j];
+      const std::size_t b = static_cast<std::size_t>(channels) * s.x1[j];
+      for (int c = 0; c < channels; ++c) {
+        float t0 = static_cast<float>(top[a + c]);
+        float b0 = static_cast<float>(bot[a + c]);
+        float t1 = static_cast<float>(top[b + c]);
+        float b1 = static_cast<float>(bot[b + c]);
         float left = t0 + (b0 - t0) * wy;
         float right = t1 + (b1 - t1) * wy;
-        o[3 * j + c] = to_u8(left + (right - left) * wx[j]);
+        o[channels * j + c] = left + (right - left) * s.wx[j];
       }
     }
   }
 }
 
 // crop._box_reduce: mean of k x k blocks for block columns [bx0, bx1) and rows [by0, by1), edge
-// padding past the border; float32 [by1-by0][bx1-bx0][3]. Integer sums (exact) for k <= 15, as
-// numpy's uint16 accumulator, else float32 sums in numpy's order (rows first, then columns).
-void box_reduce(const ImageView& img, int k, int bx0, int bx1, int by0, int by1,
-                std::vector<float>& out) {
+// padding past the border; float32 [by1-by0][bx1-bx0][channels]. Integer sums (exact) for uint8
+// pixels and k <= 15, as numpy's uint16 accumulator, else float32 sums in numpy's order (rows
+// first, then columns).
+template <typename Src>
+void box_reduce(const Src* data, int width, int height, std::size_t row_stride, int channels, int k, int bx0,
+                int bx1, int by0, int by1, std::vector<float>& out) {
   const int nbx = bx1 - bx0, nby = by1 - by0;
-  out.assign(static_cast<std::size_t>(nbx) * nby * 3, 0.0f);
+  out.assign(static_cast<std::size_t>(nbx) * nby * channels, 0.0f);
   const float inv = static_cast<float>(1.0 / (static_cast<double>(k) * k));
-  auto clampx = [&](long long x) { return static_cast<int>(std::min<long long>(x, img.width - 1)); };
-  auto clampy = [&](long long y) { return static_cast<int>(std::min<long long>(y, img.height - 1)); };
-  std::vector<float> rowsum(static_cast<std::size_t>(k) * 3);
+  auto clampx = [&](long long x) { return static_cast<int>(std::min<long long>(x, width - 1)); };
+  auto clampy = [&](long long y) { return static_cast<int>(std::min<long long>(y, height - 1)); };
+  auto at = [&](long long y, long long x) {
+    return data + static_cast<std::size_t>(clampy(y)) * row_stride + static_cast<std::size_t>(channels) * clampx(x);
+  };
+  constexpr bool kBytes = std::is_same<Src, std::uint8_t>::value;
+  std::vector<float> rowsum(static_cast<std::size_t>(k) * channels);
+  std::vector<unsigned> acc(static_cast<std::size_t>(channels));
   for (int by = 0; by < nby; ++by) {
     for (int bx = 0; bx < nbx; ++bx) {
-      float* o = &out[(static_cast<std::size_t>(by) * nbx + bx) * 3];
-      long long x_base = static_cast<long long>(bx0 + bx) * k;
-      long long y_base = static_cast<long long>(by0 + by) * k;
-      if (k <= 15) {
-        unsigned acc[3] = {0, 0, 0};
+      float* o = &out[(static_cast<std::size_t>(by) * nbx + bx) * channels];
+      const long long x_base = static_cast<long long>(bx0 + bx) * k;
+      const long long y_base = static_cast<long long>(by0 + by) * k;
+      if (kBytes && k <= 15) {
+        std::fill(acc.begin(), acc.end(), 0u);
         for (int i = 0; i < k; ++i) {
-          const std::uint8_t* row = img.data + static_cast<std::size_t>(clampy(y_base + i)) * img.stride;
           for (int jj = 0; jj < k; ++jj) {
-            const std::uint8_t* px = row + 3 * clampx(x_base + jj);
-            acc[0] += px[0];
-            acc[1] += px[1];
-            acc[2] += px[2];
+            const Src* px = at(y_base + i, x_base + jj);
+            for (int c = 0; c < channels; ++c) acc[c] += static_cast<unsigned>(px[c]);
           }
         }
-        for (int c = 0; c < 3; ++c) o[c] = static_cast<float>(acc[c]) * inv;
+        for (int c = 0; c < channels; ++c) o[c] = static_cast<float>(acc[c]) * inv;
       } else {
         // rows[x] = sum over i of region[y_base + i][x] (float32, i in order)
         for (int jj = 0; jj < k; ++jj) {
-          const int x = clampx(x_base + jj);
-          float s[3] = {0.0f, 0.0f, 0.0f};
-          for (int i = 0; i < k; ++i) {
-            const std::uint8_t* px =
-                img.data + static_cast<std::size_t>(clampy(y_base + i)) * img.stride + 3 * x;
-            for (int c = 0; c < 3; ++c) s[c] = (i == 0) ? static_cast<float>(px[c]) : s[c] + px[c];
+          for (int c = 0; c < channels; ++c) {
+            float sum = 0.0f;
+            for (int i = 0; i < k; ++i) {
+              const float v = static_cast<float>(at(y_base + i, x_base + jj)[c]);
+              sum = (i == 0) ? v : sum + v;
+            }
+            rowsum[static_cast<std::size_t>(channels) * jj + c] = sum;
           }
-          for (int c = 0; c < 3; ++c) rowsum[3 * jj + c] = s[c];
         }
-        for (int c = 0; c < 3; ++c) {
-          float s = rowsum[c];
-          for (int jj = 1; jj < k; ++jj) s += rowsum[3 * jj + c];
-          o[c] = s * inv;
+        for (int c = 0; c < channels; ++c) {
+          float sum = rowsum[c];
+          for (int jj = 1; jj < k; ++jj) sum += rowsum[static_cast<std::size_t>(channels) * jj + c];
+          o[c] = sum * inv;
         }
       }
     }
   }
+}
+
+// crop._sample_grid: bilinear samples at ys x xs (xs, ys in source pixels, changed here), with a
+// k x k box prefilter (k = floor(step)) when `step` (source pixels per output pixel) exceeds 2.
+template <typename Src>
+void sample_grid(const Src* data, int width, int height, std::size_t row_stride, int channels,
+                 std::vector<double>& xs, std::vector<double>& ys, double step, SampleScratch& s, float* out) {
+  const int nx = static_cast<int>(xs.size()), ny = static_cast<int>(ys.size());
+  if (step <= 2.0) {
+    sample_separable(data, width, height, row_stride, channels, xs.data(), nx, ys.data(), ny, s, out);
+    return;
+  }
+  const double kd = std::floor(step);
+  if (kd > 1e6) throw Error(Code::InvalidArgument, "crop is too large for the image");
+  const int k = static_cast<int>(kd);
+  const double shift = (k - 1) / 2.0;
+  for (double& x : xs) x = (x - shift) / k;
+  for (double& y : ys) y = (y - shift) / k;
+  const int nbx = (width + k - 1) / k, nby = (height + k - 1) / k;
+  auto range = [](const std::vector<double>& v, int nb, int& b0, int& b1) {
+    auto mm = std::minmax_element(v.begin(), v.end());
+    double lo = std::floor(*mm.first), hi = std::floor(*mm.second);
+    lo = std::min(std::max(lo, 0.0), static_cast<double>(nb - 1));  // max(0, min(.., nb - 1))
+    b0 = static_cast<int>(lo);
+    double top = std::min(hi + 2, static_cast<double>(nb));
+    b1 = static_cast<int>(std::max(static_cast<double>(b0 + 1), top));
+  };
+  int bx0, bx1, by0, by1;
+  range(xs, nbx, bx0, bx1);
+  range(ys, nby, by0, by1);
+  box_reduce(data, width, height, row_stride, channels, k, bx0, bx1, by0, by1, s.reduced);
+  for (double& x : xs) x -= bx0;
+  for (double& y : ys) y -= by0;
+  sample_separable(s.reduced.data(), bx1 - bx0, by1 - by0, static_cast<std::size_t>(bx1 - bx0) * channels, channels,
+                   xs.data(), nx, ys.data(), ny, s, out);
 }
 
 }  // namespace
@@ -215,38 +260,87 @@ void warp_to_crop(const ImageView& img, const Crop& crop, int r, std::uint8_t* o
     s.xs[j] = crop.cx + g;
     s.ys[j] = crop.cy + g;
   }
-  if (step <= 2.0) {
-    sample_separable(img.data, img.width, img.height, static_cast<std::size_t>(img.stride),
-                     s.xs.data(), s.ys.data(), r, out);
-    return;
-  }
-  const double kd = std::floor(step);
-  if (kd > 1e6) throw Error(Code::InvalidArgument, "crop is too large for the image");
-  const int k = static_cast<int>(kd);
-  const double shift = (k - 1) / 2.0;
+  s.samples.resize(static_cast<std::size_t>(r) * r * 3);
+  sample_grid(img.data, img.width, img.height, static_cast<std::size_t>(img.stride), 3, s.xs, s.ys, step, s,
+              s.samples.data());
+  for (std::size_t k = 0; k < s.samples.size(); ++k) out[k] = to_u8(s.samples[k]);
+}
+
+const float* feather_mask(int r, double feather, std::vector<float>& mask) {
+  // pasteback.feather_mask: float32 throughout, as numpy computes it
+  const float fe = static_cast<float>(std::max(feather, 1e-6));
+  std::vector<float> ramp(static_cast<std::size_t>(r));
   for (int j = 0; j < r; ++j) {
-    s.xs[j] = (s.xs[j] - shift) / k;
-    s.ys[j] = (s.ys[j] - shift) / k;
+    const float t = (static_cast<float>(j) + 0.5f) / static_cast<float>(r);
+    float v = std::min(t, 1.0f - t) / fe;
+    v = std::min(std::max(v, 0.0f), 1.0f);
+    ramp[j] = v * v * (3.0f - 2.0f * v);
   }
-  const int nbx = (img.width + k - 1) / k, nby = (img.height + k - 1) / k;
-  auto range = [](const std::vector<double>& v, int nb, int& b0, int& b1) {
-    auto mm = std::minmax_element(v.begin(), v.end());
-    double lo = std::floor(*mm.first), hi = std::floor(*mm.second);
-    lo = std::min(std::max(lo, 0.0), static_cast<double>(nb - 1));  // max(0, min(.., nb - 1))
-    b0 = static_cast<int>(lo);
-    double top = std::min(hi + 2, static_cast<double>(nb));
-    b1 = static_cast<int>(std::max(static_cast<double>(b0 + 1), top));
-  };
-  int bx0, bx1, by0, by1;
-  range(s.xs, nbx, bx0, bx1);
-  range(s.ys, nby, by0, by1);
-  box_reduce(img, k, bx0, bx1, by0, by1, s.reduced);
-  for (int j = 0; j < r; ++j) {
-    s.xs[j] -= bx0;
-    s.ys[j] -= by0;
+  mask.resize(static_cast<std::size_t>(r) * r);
+  for (int i = 0; i < r; ++i) {
+    for (int j = 0; j < r; ++j) mask[static_cast<std::size_t>(i) * r + j] = ramp[i] * ramp[j];
   }
-  sample_separable(s.reduced.data(), bx1 - bx0, by1 - by0, static_cast<std::size_t>(bx1 - bx0) * 3,
-                   s.xs.data(), s.ys.data(), r, out);
+  return mask.data();
+}
+
+void check_feather(double feather) {
+  if (!(std::isfinite(feather) && feather >= 0 && feather <= 0.5)) {
+    throw Error(Code::InvalidArgument, "feather must be a finite number in [0, 0.5], got " + std::to_string(feather));
+  }
+}
+
+void paste_back(const ImageView& frame, const std::uint8_t* crop_rgb, int r, const Crop& crop, double feather,
+                std::uint8_t* out, std::size_t out_size, PasteScratch& s) {
+  check_image(frame, "paste_back frame");
+  check_crop(crop, "crop");
+  check_feather(feather);
+  if (!crop_rgb || !out) throw Error(Code::InvalidArgument, "paste_back: crop image and output must not be NULL");
+  if (r <= 0 || r > 4096) throw Error(Code::InvalidArgument, "resolution must be in 1..4096");
+  if (out_size < frame.size) {
+    throw Error(Code::SizeMismatch, "paste_back: the output holds " + std::to_string(out_size) +
+                                        " bytes, less than the frame's " + std::to_string(frame.size));
+  }
+  if (out != frame.data) std::copy(frame.data, frame.data + frame.size, out);
+  // crop.paste_box: frame pixels whose centres lie inside the crop square, clipped to the frame
+  const double half = crop.size / 2;
+  auto edge = [](double v, int n) { return static_cast<int>(std::min(std::max(std::ceil(v), 0.0), static_cast<double>(n))); };
+  const int x0 = edge(crop.cx - half, frame.width), y0 = edge(crop.cy - half, frame.height);
+  const int x1 = std::max(edge(crop.cx + half, frame.width), x0), y1 = std::max(edge(crop.cy + half, frame.height), y0);
+  if (x1 <= x0 || y1 <= y0) return;
+  // RGBA float32: the crop and the feather mask x 255
+  const float* mask = feather_mask(r, feather, s.mask);
+  s.rgba.resize(static_cast<std::size_t>(r) * r * 4);
+  for (std::size_t p = 0; p < static_cast<std::size_t>(r) * r; ++p) {
+    for (int c = 0; c < 3; ++c) s.rgba[4 * p + c] = static_cast<float>(crop_rgb[3 * p + c]);
+    s.rgba[4 * p + 3] = mask[p] * 255.0f;
+  }
+  // crop.sample_from_crop, a band of rows at a time (the box prefilter's blocks are aligned to the
+  // crop image's origin, so banding gives the same values and bounds the scratch memory)
+  const double per_px = r / crop.size;
+  constexpr int kBand = 64;
+  for (int yb = y0; yb < y1; yb += kBand) {
+    const int ye = std::min(yb + kBand, y1);
+    s.sample.xs.resize(x1 - x0);
+    s.sample.ys.resize(ye - yb);
+    for (int x = x0; x < x1; ++x) s.sample.xs[x - x0] = (static_cast<double>(x) - crop.cx) * per_px + r / 2.0 - 0.5;
+    for (int y = yb; y < ye; ++y) s.sample.ys[y - yb] = (static_cast<double>(y) - crop.cy) * per_px + r / 2.0 - 0.5;
+    s.patch.resize(static_cast<std::size_t>(x1 - x0) * (ye - yb) * 4);
+    sample_grid(s.rgba.data(), r, r, static_cast<std::size_t>(r) * 4, 4, s.sample.xs, s.sample.ys, per_px, s.sample,
+                s.patch.data());
+    for (int y = yb; y < ye; ++y) {
+      std::uint8_t* row = out + static_cast<std::size_t>(y) * frame.stride;
+      const float* p = &s.patch[static_cast<std::size_t>(y - yb) * (x1 - x0) * 4];
+      for (int x = x0; x < x1; ++x, p += 4) {
+        const float alpha = p[3] / 255.0f;
+        for (int c = 0; c < 3; ++c) {
+          const float region = static_cast<float>(row[3 * x + c]);
+          float v = region + (p[c] - region) * alpha + 0.5f;
+          v = std::min(std::max(v, 0.0f), 255.0f);
+          row[3 * x + c] = static_cast<std::uint8_t>(v);  // truncation, as numpy's astype(uint8)
+        }
+      }
+    }
+  }
 }
 
 float face_size(const float* p) {

@@ -43,16 +43,35 @@ Crop crop_from_landmarks(const float* landmarks_px, const CropRule& rule);
 void to_normalised(const float* points_px, int count, const Crop& crop, float* out);
 void to_pixels(const float* points_norm, int count, const Crop& crop, float* out);
 
-// Scratch buffers of warp_to_crop, reused across calls.
-struct WarpScratch {
+// Scratch buffers of the bilinear sampler, reused across calls.
+struct SampleScratch {
   std::vector<double> xs, ys;
-  std::vector<float> reduced;
+  std::vector<int> x0, x1;
+  std::vector<float> wx, reduced, samples;
 };
+using WarpScratch = SampleScratch;
 
 // crop.warp_to_crop: bilinear on the pixel-centre grid, edge padding, k x k box prefilter when the
 // crop is more than 2x larger than the output. Writes resolution^2 RGB8 pixels, packed.
 void warp_to_crop(const ImageView& img, const Crop& crop, int resolution, std::uint8_t* out,
                   WarpScratch& scratch);
+
+// pasteback.feather_mask: resolution^2 float32 weights, 1 inside and falling smoothly (smoothstep)
+// to 0 over `feather` of the side at the border; written into `mask`, returned.
+const float* feather_mask(int resolution, double feather, std::vector<float>& mask);
+// The paste-back feather's range (pasteback.check_feather): finite, in [0, 0.5].
+void check_feather(double feather);
+
+struct PasteScratch {
+  SampleScratch sample;
+  std::vector<float> mask, rgba, patch;
+};
+
+// pasteback.paste_back: `out` (the frame's layout, at least frame.size bytes; may be frame.data
+// itself) gets the frame with `crop_rgb` (resolution^2 packed RGB8, the model's output for `crop`)
+// blended in under the feathered mask; the pixels whose centres lie in the crop square change.
+void paste_back(const ImageView& frame, const std::uint8_t* crop_rgb, int resolution, const Crop& crop,
+                double feather, std::uint8_t* out, std::size_t out_size, PasteScratch& scratch);
 
 // motion.face_size: the larger side of 68 landmarks' bounding box (float32, as numpy).
 float face_size(const float* landmarks);

@@ -1,15 +1,26 @@
 """Paste a rendered crop back into the source image with a feathered mask."""
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
 
 from .crop import Crop, sample_from_crop
+from .errors import InputError
+
+#: The SDK's feather: the mask falls to 0 over this share of the crop's side at its border.
+DEFAULT_FEATHER = 0.12
+
+
+def check_feather(feather: float) -> None:
+    """InputError unless ``feather`` is a finite number in [0, 0.5]."""
+    if not (isinstance(feather, (int, float)) and math.isfinite(feather) and 0 <= feather <= 0.5):
+        raise InputError(f"feather must be a finite number in [0, 0.5], got {feather!r}")
 
 
 @lru_cache(maxsize=8)
-def feather_mask(resolution: int, feather: float = 0.12) -> np.ndarray:
+def feather_mask(resolution: int, feather: float = DEFAULT_FEATHER) -> np.ndarray:
     """[R, R, 1] float32: 1 inside, falling smoothly to 0 over ``feather`` of the side at the border."""
     t = (np.arange(resolution, dtype=np.float32) + 0.5) / resolution
     edge = np.minimum(t, 1 - t) / max(feather, 1e-6)
@@ -18,8 +29,14 @@ def feather_mask(resolution: int, feather: float = 0.12) -> np.ndarray:
     return (ramp[:, None] * ramp[None, :])[..., None].astype(np.float32)
 
 
-def paste_back(frame: np.ndarray, crop_image: np.ndarray, crop: Crop, feather: float = 0.12) -> np.ndarray:
-    """A copy of ``frame`` with ``crop_image`` (the model's output for ``crop``) blended in."""
+def paste_back(frame: np.ndarray, crop_image: np.ndarray, crop: Crop, feather: float = DEFAULT_FEATHER) -> np.ndarray:
+    """A copy of ``frame`` with ``crop_image`` (the model's output for ``crop``) blended in.
+
+    The frame pixels whose centres lie in the crop square get ``frame + (crop - frame) * alpha``
+    (rounded half up), with ``crop`` and ``alpha`` (the feather mask) sampled as
+    :func:`talkinghead.crop.sample_from_crop` samples. The C ABI's ``th_paste_back`` is the same rule.
+    """
+    check_feather(feather)
     h, w = frame.shape[:2]
     r = crop_image.shape[0]
     rgba = np.concatenate([crop_image.astype(np.float32), feather_mask(r, feather) * 255.0], axis=-1)

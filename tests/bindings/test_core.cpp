@@ -318,6 +318,48 @@ TEST_CASE("warp_to_crop equals talkinghead.crop.warp_to_crop within 1") {
   }
 }
 
+TEST_CASE("paste_back equals talkinghead.pasteback.paste_back within 1") {
+  json idx = vector_index();
+  std::vector<long long> shape;
+  auto frame = load_vector<std::uint8_t>("paste_frame", &shape);
+  const int h = int(shape[0]), w = int(shape[1]);
+  th::ImageView view{frame.data(), w, h, w * 3, frame.size()};
+  th::PasteScratch scratch;
+  int unchanged = 0;
+  for (const auto& c : idx["pastes"]) {
+    const std::string n = c["name"].get<std::string>();
+    auto crop = load_vector<double>(n + "_crop");
+    auto crop_image = load_vector<std::uint8_t>(n + "_crop_image");
+    auto want = load_vector<std::uint8_t>(n + "_out");
+    std::vector<std::uint8_t> got(frame.size());
+    th::paste_back(view, crop_image.data(), c["resolution"].get<int>(), th::Crop{crop[0], crop[1], crop[2]},
+                   c["feather"].get<double>(), got.data(), got.size(), scratch);
+    REQUIRE(want.size() == got.size());
+    int worst = 0;
+    for (std::size_t k = 0; k < got.size(); ++k) worst = std::max(worst, std::abs(int(got[k]) - int(want[k])));
+    INFO(n << ": max abs diff " << worst);
+    CHECK(worst <= 1);
+    unchanged += got == frame;
+    // in place gives the same frame
+    std::vector<std::uint8_t> inplace = frame;
+    th::ImageView iv{inplace.data(), w, h, w * 3, inplace.size()};
+    th::paste_back(iv, crop_image.data(), c["resolution"].get<int>(), th::Crop{crop[0], crop[1], crop[2]},
+                   c["feather"].get<double>(), inplace.data(), inplace.size(), scratch);
+    CHECK(inplace == got);
+  }
+  CHECK(unchanged == 1);  // the crop wholly off the frame
+  std::uint8_t crop_px[12] = {0};
+  std::vector<std::uint8_t> out(frame.size());
+  const th::Crop c{10, 10, 8};
+  CHECK_THROWS_AS(th::paste_back(view, crop_px, 2, c, -0.1, out.data(), out.size(), scratch), th::Error);
+  CHECK_THROWS_AS(th::paste_back(view, crop_px, 2, c, 0.7, out.data(), out.size(), scratch), th::Error);
+  CHECK_THROWS_AS(th::paste_back(view, crop_px, 2, c, std::nan(""), out.data(), out.size(), scratch), th::Error);
+  CHECK_THROWS_AS(th::paste_back(view, crop_px, 0, c, 0.12, out.data(), out.size(), scratch), th::Error);
+  CHECK_THROWS_AS(th::paste_back(view, crop_px, 2, c, 0.12, out.data(), out.size() - 1, scratch), th::Error);
+  CHECK_THROWS_AS(th::paste_back(view, crop_px, 2, th::Crop{10, 10, 0}, 0.12, out.data(), out.size(), scratch), th::Error);
+  CHECK_NOTHROW(th::paste_back(view, crop_px, 2, c, 0.12, out.data(), out.size(), scratch));
+}
+
 TEST_CASE("geometry rejects bad input") {
   std::vector<float> lm(136, 1.0f);
   CHECK_THROWS_AS(th::crop_from_landmarks(lm.data(), th::CropRule{}), th::Error);  // degenerate

@@ -84,6 +84,23 @@ def test_geometry_vectors() -> None:
     np.testing.assert_allclose(to_pixels(to_normalised(lm, crop), crop), vector("to_pixels_out"), atol=1e-4)
 
 
+def test_paste_back_vectors() -> None:
+    from talkinghead.errors import InputError
+    from talkinghead.pasteback import paste_back
+
+    frame = vector("paste_frame")
+    changed = 0
+    for case in INDEX["pastes"]:
+        n = case["name"]
+        got = paste_back(frame, vector(n + "_crop_image"), vector(n + "_crop"), case["feather"])
+        assert max_level_diff(got, vector(n + "_out")) <= 1, n
+        changed += int((got != frame).any())
+    assert changed == len(INDEX["pastes"]) - 1  # one crop lies wholly off the frame
+    for bad in (-0.1, 0.6, float("nan")):
+        with pytest.raises(InputError, match="feather"):
+            paste_back(frame, vector("paste0_crop_image"), vector("paste0_crop"), bad)
+
+
 def test_motion_vectors() -> None:
     from talkinghead.motion import MotionTransfer
 
