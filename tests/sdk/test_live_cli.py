@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import platform
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,33 @@ def test_live_bad_inputs_get_clear_errors(argv, message: str, face_photo: Path, 
     rc = main(["live", "--source", str(face_photo), *argv])
     assert rc == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.skipif(platform.system() != "Linux", reason="the v4l2 input")
+def test_a_device_that_is_not_a_camera_is_named(face_photo: Path, capsys) -> None:
+    """A real v4l2 open of a device that is no camera (/dev/null): FFmpeg's own error, named."""
+    rc = main(["live", "--source", str(face_photo), "--camera", "/dev/null"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "cannot open camera /dev/null" in err and "Inappropriate ioctl" in err
+
+
+@pytest.mark.skipif(platform.system() != "Linux", reason="the v4l2 input")
+def test_a_busy_camera_says_so(face_photo: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """No camera is attached on these machines, so the busy device is PyAV's own error for it
+    (av.error.OSError with errno EBUSY, what FFmpeg's v4l2 input raises when another program holds
+    the camera), raised by av.open."""
+    import errno
+
+    import av
+
+    device = tmp_path / "video9"
+    device.touch()
+
+    def busy(url, *args, **kwargs):
+        raise av.error.OSError(errno.EBUSY, "Device or resource busy", url)
+
+    monkeypatch.setattr(av, "open", busy)
+    rc = main(["live", "--source", str(face_photo), "--camera", str(device)])
+    assert rc == 2
+    assert f"cannot open camera {device}: busy (another program is using it)" in capsys.readouterr().err
