@@ -51,6 +51,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--stages", type=lambda t: tuple(x.strip() for x in t.split(",") if x.strip()), default=None,
                    help="warp family only, for the ablation table: export the generator with these learned stages "
                         "(a prefix of prior,flow,blend,synthesis); the package is named talkinghead-warp-<last stage>")
+    p.add_argument("--reference-scale", type=int, default=1, choices=(1, 2, 3, 4),
+                   help="warp family: keep the avatar's reference shots at this multiple of the output resolution, "
+                        "so the warp samples real pixels down once (default 1)")
     p.add_argument("--keep-grid-sample", action="store_true",
                    help="keep the traced GridSample and Softmax operators (by default the generator's are rewritten "
                         "into exact equivalents that ONNX Runtime's CPU kernels run faster: export/rewrite.py)")
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                          tolerance=args.tolerance, instance_norm=args.instance_norm, name=args.name,
                          version=args.package_version, threads=args.threads,
                          prune_attention=args.prune_attention, stages=args.stages,
-                         rewrite=not args.keep_grid_sample)
+                         reference_scale=args.reference_scale, rewrite=not args.keep_grid_sample)
     try:
         result = export_checkpoint(args.checkpoint, args.out_dir, opts)
     except ExportError as exc:

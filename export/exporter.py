@@ -75,6 +75,10 @@ class ExportOptions:
         stages: a warp-family generator exported with only these learned stages (a prefix of
             ``prior, flow, blend, synthesis``: the ablation table, bench/warp_ablation.py); None
             exports the whole model. The package is named ``talkinghead-warp-<last stage>``.
+        reference_scale: warp family: the avatar keeps its reference shots at this multiple of the
+            output resolution (``references.resolution`` in the manifest), so the generator's warp
+            samples real pixels down once instead of interpolating an already resampled crop (issue
+            24). 1 keeps them at the output resolution.
         rewrite: replace the generator's GridSample and non-last-axis Softmax by exact equivalents
             that ONNX Runtime's CPU kernels run faster (:mod:`export.rewrite`); parity is checked on
             the rewritten graph. False keeps the traced operators.
@@ -93,6 +97,7 @@ class ExportOptions:
     threads: int = 2
     prune_attention: float = 2e-3
     stages: tuple[str, ...] | None = None
+    reference_scale: int = 1
     rewrite: bool = True
 
     def validate(self) -> "ExportOptions":
@@ -103,6 +108,8 @@ class ExportOptions:
             raise ExportError(f"unknown variant(s) {unknown}; choose from {sorted(VARIANTS)}")
         if len(set(self.variants)) != len(self.variants):
             raise ExportError(f"variants listed twice: {list(self.variants)}")
+        if self.reference_scale not in (1, 2, 3, 4):
+            raise ExportError(f"reference_scale must be 1, 2, 3 or 4, got {self.reference_scale}")
         if not 13 <= self.opset <= 20:
             raise ExportError(f"opset must be in 13..20 (QDQ per-channel needs 13), got {self.opset}")
         if not 1 <= self.samples <= 256:
@@ -193,7 +200,9 @@ class _Exporter:
         cfg = self.models.config
         self.resolution, self.dim = cfg.net.resolution, cfg.net.embedding_dim
         self.family = cfg.net.family
-        self.ref_resolution = self.resolution if self.family == "warp" else None
+        if self.opts.reference_scale != 1 and self.family != "warp":
+            raise ExportError(f"{self.checkpoint}: reference_scale applies to the warp family only, not '{self.family}'")
+        self.ref_resolution = self.resolution * self.opts.reference_scale if self.family == "warp" else None
         for m in (self.models.embedder, self.models.generator, self.models.discriminator):
             if m is not None:
                 m.eval()
@@ -227,7 +236,9 @@ class _Exporter:
             self.feeds["generator"] = {"landmarks": s.driving_landmarks(), "identity": identity}
             if self.family == "warp":  # one avatar of the first shots drives every sample
                 k = min(WARP_PARITY_SHOTS, len(s))
-                self.feeds["generator"].update(ref_images=s.images[:k], ref_landmarks=s.landmarks[:k])
+                refs = s if self.ref_resolution == self.resolution else data_mod.load_samples(
+                    self.ref_resolution, k, o.calibration, allow_real=not o.synthetic)
+                self.feeds["generator"].update(ref_images=refs.images[:k], ref_landmarks=refs.landmarks[:k])
         else:
             self.feeds["generator"] = {"landmarks": s.driving_landmarks()}
 

@@ -54,3 +54,24 @@ def test_stages_are_checked(tmp_path: Path) -> None:
         export_checkpoint(_checkpoint(tmp_path, tiny_config()), tmp_path / "pkg",
                           ExportOptions(stages=("prior",), synthetic=True))
     assert not (tmp_path / "pkg").exists()
+
+
+def test_reference_scale_keeps_the_shots_at_twice_the_output(tmp_path: Path, face_photo: Path) -> None:
+    """--reference-scale 2: the manifest, the graph's ref_images and the SDK's avatar all carry the
+    shots at twice the output side, and the frame is still the output's size."""
+    from talkinghead.model import load_model
+
+    ckpt = _checkpoint(tmp_path, tiny_warp_config())
+    res = export_checkpoint(ckpt, tmp_path / "x2", ExportOptions(synthetic=True, reference_scale=2))
+    r = res.manifest["resolution"]
+    assert res.manifest["references"]["resolution"] == 2 * r
+    ref_input = next(i for i in res.manifest["graphs"]["generator"]["inputs"] if i["name"] == "ref_images")
+    assert ref_input["shape"][2:] == [2 * r, 2 * r]
+    model = load_model(res.path, providers="cpu", watermark=False)
+    avatar = model.create_avatar([face_photo])
+    assert avatar.ref_images.shape[1] == 2 * r
+    frame = model.render(avatar, avatar.landmarks)
+    assert frame.shape == (r, r, 3)
+    with pytest.raises(ExportError, match="warp family only"):
+        export_checkpoint(_checkpoint(tmp_path, tiny_config()), tmp_path / "adain2",
+                          ExportOptions(synthetic=True, reference_scale=2))
