@@ -31,7 +31,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 
-def _encode(frames, path: Path, crf: int, fps: float = 25.0) -> Path:
+def encode_video(frames, path: Path, crf: int, fps: float = 25.0) -> Path:
     from talkinghead.video import VideoWriter
 
     with VideoWriter(path, fps=fps, crf=crf, overwrite=True) as w:
@@ -40,13 +40,13 @@ def _encode(frames, path: Path, crf: int, fps: float = 25.0) -> Path:
     return path
 
 
-def _decode(path: Path, limit: int = 150) -> list[np.ndarray]:
+def decode_video(path: Path, limit: int = 150) -> list[np.ndarray]:
     from talkinghead.video import iter_frames
 
     return list(iter_frames(path, limit=limit))
 
 
-def _scale(frame: np.ndarray, s: float) -> np.ndarray:
+def scale_frame(frame: np.ndarray, s: float) -> np.ndarray:
     import av
 
     h, w = frame.shape[:2]
@@ -55,23 +55,40 @@ def _scale(frame: np.ndarray, s: float) -> np.ndarray:
                        interpolation="BILINEAR").to_ndarray(format="rgb24")
 
 
+def render_demo(model, avatar, seed: int, seconds: float) -> np.ndarray:
+    """The frames of demo performance ``seed`` (``seconds`` at 25 fps) as ``model`` renders them
+    (marked or not, as the model was loaded)."""
+    from talkinghead.performance import PerformanceConfig, generate_performance
+
+    return model.render(avatar, generate_performance(avatar.landmarks, seconds, 25.0, PerformanceConfig(seed=seed)))
+
+
+def write_demo(frames, tmp: Path) -> list[np.ndarray]:
+    """``frames`` written as `talkinghead demo` writes them (H.264 CRF 18) and read back."""
+    return decode_video(encode_video(frames, tmp / "demo.mp4", 18))
+
+
+def media_files(data: Path) -> list[Path]:
+    """Every clip, photo and portrait under ``data`` (driving/, faces/, source/), sorted."""
+    return [p for sub in ("driving", "faces", "source") for p in sorted((data / sub).iterdir()) if p.is_file()]
+
+
 TRANSFORMS = {
     "as written (CRF 18)": lambda frames, tmp: frames,
-    "H.264 CRF 23": lambda frames, tmp: _decode(_encode(frames, tmp / "c23.mp4", 23)),
-    "H.264 CRF 28": lambda frames, tmp: _decode(_encode(frames, tmp / "c28.mp4", 28)),
-    "scaled to 50%": lambda frames, tmp: [_scale(f, 0.5) for f in frames],
+    "H.264 CRF 23": lambda frames, tmp: decode_video(encode_video(frames, tmp / "c23.mp4", 23)),
+    "H.264 CRF 28": lambda frames, tmp: decode_video(encode_video(frames, tmp / "c28.mp4", 28)),
+    "scaled to 50%": lambda frames, tmp: [scale_frame(f, 0.5) for f in frames],
     "10% crop": lambda frames, tmp: [f[int(f.shape[0] * .05):int(f.shape[0] * .95),
                                        int(f.shape[1] * .05):int(f.shape[1] * .95)] for f in frames],
     "brightness +10%": lambda frames, tmp: [np.clip(f * 1.1, 0, 255).astype(np.uint8) for f in frames],
     "brightness -10%": lambda frames, tmp: [(f * 0.9).astype(np.uint8) for f in frames],
-    "screen capture (90%, gamma 1.1, CRF 23)": lambda frames, tmp: _decode(_encode(
-        [(255 * (_scale(f, 0.9) / 255.0) ** 1.1).astype(np.uint8) for f in frames], tmp / "cap.mp4", 23)),
+    "screen capture (90%, gamma 1.1, CRF 23)": lambda frames, tmp: decode_video(encode_video(
+        [(255 * (scale_frame(f, 0.9) / 255.0) ** 1.1).astype(np.uint8) for f in frames], tmp / "cap.mp4", 23)),
 }
 
 
 def outputs(videos: int, seconds: float) -> dict[str, dict]:
     import talkinghead
-    from talkinghead.performance import PerformanceConfig, generate_performance
     from talkinghead.watermark import detect
 
     model = talkinghead.load_model(providers="cpu")
@@ -80,8 +97,7 @@ def outputs(videos: int, seconds: float) -> dict[str, dict]:
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         for seed in range(videos):
-            track = generate_performance(avatar.landmarks, seconds, 25.0, PerformanceConfig(seed=seed))
-            written = _decode(_encode(model.render(avatar, track), tmp / "demo.mp4", 18))
+            written = write_demo(render_demo(model, avatar, seed, seconds), tmp)
             for name, change in TRANSFORMS.items():
                 frames = change(written, tmp)
                 d = detect(frames)
@@ -100,7 +116,7 @@ def outputs(videos: int, seconds: float) -> dict[str, dict]:
 def false_positives(data: Path) -> dict:
     from talkinghead.provenance import verify
 
-    files = [p for sub in ("driving", "faces", "source") for p in sorted((data / sub).iterdir()) if p.is_file()]
+    files = media_files(data)
     found, errors, worst = [], [], 0.0
     for i, p in enumerate(files):
         v = verify(p)
