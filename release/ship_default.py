@@ -40,8 +40,11 @@ MODEL_NAMES = {"adain": "talkinghead-lite", "warp": "talkinghead-warp"}
 
 
 def ship(checkpoint: Path, data: list[Path], holdout: tuple[str, ...], dest: Path = DEFAULT_PACKAGE,
-         variants: tuple[str, ...] = ("int8", "fp16"), compact: Path | None = None) -> Path:
-    """Export, add the default avatar, check the budget and move into ``dest``; returns ``dest``."""
+         variants: tuple[str, ...] = ("int8", "fp16"), compact: Path | None = None,
+         reference_scale: int = 1) -> Path:
+    """Export, add the default avatar, check the budget and move into ``dest``; returns ``dest``.
+    ``reference_scale``: the warp family's shots at this multiple of the output side (the exporter's
+    option of that name)."""
     family = load_checkpoint(checkpoint)[0].config.net.family
     if family == "adain" and not data:
         raise TrainingError("an 'adain' default avatar is the mean identity of the training videos: give --data")
@@ -49,7 +52,7 @@ def ship(checkpoint: Path, data: list[Path], holdout: tuple[str, ...], dest: Pat
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".ship-") as tmp:
         staged = Path(tmp) / "default"
         export_checkpoint(checkpoint, staged, variants=variants, calibration=data[0] if data else None,
-                          name=MODEL_NAMES[family])
+                          name=MODEL_NAMES[family], reference_scale=reference_scale)
         if family == "warp":
             from_portrait(staged, DEFAULT_PORTRAIT.load())
             avatar_note = f"portrait: {DEFAULT_PORTRAIT.credit}"
@@ -86,13 +89,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="videos left out of the default avatar (default: training/holdout.txt when present)")
     p.add_argument("--dest", type=Path, default=DEFAULT_PACKAGE)
     p.add_argument("--compact", type=Path, help="also write the fp16 weights-only checkpoint here")
+    p.add_argument("--reference-scale", type=int, default=1, choices=(1, 2, 3, 4),
+                   help="warp family: the avatar keeps its shots at this multiple of the output side (default 1)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         default_list = REPO / "training" / "holdout.txt"  # used when present; a named file must be readable
         holdout_file = args.holdout_file or (default_list if default_list.is_file() else None)
         holdout = read_name_list(holdout_file) if holdout_file else ()
-        path = ship(args.checkpoint, args.data, holdout, args.dest, compact=args.compact)
+        path = ship(args.checkpoint, args.data, holdout, args.dest, compact=args.compact,
+                    reference_scale=args.reference_scale)
     except (TrainingError, ExportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -82,6 +82,9 @@ def test_one_graph_serves_any_number_of_shots(k: int) -> None:
         out = g(torch.stack([base, base * 1.02]), torch.zeros(2, g.synthesiser.film.in_features),
                 _shots(r, k)[None].expand(2, -1, -1, -1, -1), lms[None].expand(2, -1, -1, -1))
     assert out.shape == (2, 3, r, r) and torch.isfinite(out).all() and float(out.abs().max()) <= 1.0
+    with torch.no_grad():  # the graph's form: one set of shots shared by the batch, not copied per frame
+        shared = g(torch.stack([base, base * 1.02]), torch.zeros(2, g.synthesiser.film.in_features), _shots(r, k), lms)
+    assert torch.equal(shared, out)
 
 
 def test_every_ablation_stage_is_the_prior_at_initialisation() -> None:

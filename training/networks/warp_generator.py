@@ -184,7 +184,9 @@ class WarpGenerator(nn.Module):
 
     def render(self, landmarks: torch.Tensor, identity: torch.Tensor, shots_image: torch.Tensor,
                shots_landmarks: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The output and its parts: ``image``, ``warped`` (the blend), ``mask``, ``synth``, ``weights``."""
+        """The output and its parts: ``image``, ``warped`` (the blend), ``mask``, ``synth``, ``weights``.
+        The shots are per frame ([B,K,3,S,S] and [B,K,68,2]) or shared by the batch ([K,3,S,S] and
+        [K,68,2])."""
         wc, r, ng = self.config, self.resolution, self.config.net_grid
         shots_image, shots_landmarks, distance = self.nearest_shots(landmarks, shots_image, shots_landmarks)
         b, m = shots_image.shape[0], shots_image.shape[1]
@@ -237,18 +239,26 @@ class WarpGenerator(nn.Module):
         blended. With fewer shots than that, the shots are repeated (a repeat scores 1e3 further
         off, so it is only chosen when nothing else is left): one graph for any K >= 1.
         """
-        b, k = shots_image.shape[0], shots_image.shape[1]
+        shared = shots_image.dim() == 4  # one set of shots [K,3,S,S] for the whole batch (the graph's form)
+        b = landmarks.shape[0]
+        k = shots_image.shape[0] if shared else shots_image.shape[1]
         top = self.config.blend_top
+        if shared:
+            shots_landmarks = shots_landmarks[None].expand(b, -1, -1, -1)
         distance = _landmark_distance(landmarks, shots_landmarks)  # [B, K]
         reps = top  # enough copies for K = 1
         distance = torch.cat([distance] + [distance + 1e3 * i for i in range(1, reps)], 1)  # [B, K*reps]
         _, idx = torch.topk(-distance, top, dim=1)  # [B, top]
         chosen = distance.gather(1, idx)
-        flat = (idx % k) + torch.arange(b, device=idx.device)[:, None] * k  # into [B*K]
-        flat = flat.reshape(-1)
-        images = shots_image.reshape(b * k, *shots_image.shape[2:]).index_select(0, flat)
-        lms = shots_landmarks.reshape(b * k, 68, 2).index_select(0, flat)
-        return (images.reshape(b, top, *shots_image.shape[2:]), lms.reshape(b, top, 68, 2), chosen)
+        if shared:  # gather the chosen shots only: no copy of every shot per frame
+            flat = (idx % k).reshape(-1)  # into [K]
+            images = shots_image.index_select(0, flat)
+            lms = shots_landmarks[0].index_select(0, flat)
+        else:
+            flat = ((idx % k) + torch.arange(b, device=idx.device)[:, None] * k).reshape(-1)  # into [B*K]
+            images = shots_image.reshape(b * k, *shots_image.shape[2:]).index_select(0, flat)
+            lms = shots_landmarks.reshape(b * k, 68, 2).index_select(0, flat)
+        return (images.reshape(b, top, *images.shape[1:]), lms.reshape(b, top, 68, 2), chosen)
 
 
 class SharedReferences(nn.Module):
@@ -260,13 +270,13 @@ class SharedReferences(nn.Module):
 
     def forward(self, landmarks: torch.Tensor, identity: torch.Tensor, ref_images: torch.Tensor,
                 ref_landmarks: torch.Tensor) -> torch.Tensor:
-        b = landmarks.shape[0]
+        """``ref_images`` [K,3,S,S] and ``ref_landmarks`` [K,68,2], shared by the B frames (not
+        copied per frame: only the chosen shots are gathered)."""
         if "synthesis" not in self.generator.stages:
             # An ablation graph without the synthesis branch does not read the identity, and the ONNX
             # exporter drops unread inputs; the contract's interface keeps it (+ 0 x identity).
             landmarks = landmarks + 0.0 * identity[:, :1, None]
-        return self.generator(landmarks, identity, ref_images[None].expand(b, -1, -1, -1, -1),
-                              ref_landmarks[None].expand(b, -1, -1, -1))
+        return self.generator(landmarks, identity, ref_images, ref_landmarks)
 
 
 def _fp32(like: torch.Tensor):
