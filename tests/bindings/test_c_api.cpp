@@ -426,7 +426,8 @@ TEST_CASE("th_paste_back equals Python's paste_back, in place or not; bad input 
   std::vector<long long> shape;
   auto frame = load_vector<std::uint8_t>("paste_frame", &shape);
   th_image img{frame.data(), int32_t(shape[1]), int32_t(shape[0]), int32_t(shape[1] * 3), frame.size()};
-  for (const auto& c : vector_index()["pastes"]) {
+  const nlohmann::json idx = vector_index();  // kept: a range-for over a temporary's member dangles
+  for (const auto& c : idx["pastes"]) {
     const std::string n = c["name"].get<std::string>();
     auto crop = load_vector<double>(n + "_crop");
     auto crop_image = load_vector<std::uint8_t>(n + "_crop_image");
@@ -443,7 +444,7 @@ TEST_CASE("th_paste_back equals Python's paste_back, in place or not; bad input 
   th_image in_place{copy.data(), img.width, img.height, img.stride, copy.size()};
   auto crop_image = load_vector<std::uint8_t>("paste0_crop_image");
   auto crop = load_vector<double>("paste0_crop");
-  const int32_t r = vector_index()["pastes"][0]["resolution"].get<int32_t>();
+  const int32_t r = idx["pastes"][0]["resolution"].get<int32_t>();
   CHECK(th_paste_back(&in_place, crop_image.data(), r, crop.data(), TH_DEFAULT_FEATHER, copy.data(), copy.size()) == TH_OK);
   auto want = load_vector<std::uint8_t>("paste0_out");
   int worst = 0;
