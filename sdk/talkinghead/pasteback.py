@@ -15,7 +15,11 @@ DEFAULT_FEATHER = 0.12
 
 def check_feather(feather: float) -> None:
     """InputError unless ``feather`` is a finite number in [0, 0.5]."""
-    if not (isinstance(feather, (int, float)) and math.isfinite(feather) and 0 <= feather <= 0.5):
+    try:
+        value = float(feather)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and 0 <= value <= 0.5):
         raise InputError(f"feather must be a finite number in [0, 0.5], got {feather!r}")
 
 
