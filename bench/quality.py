@@ -229,6 +229,14 @@ def make_shots(indices: list[int], frames: list[np.ndarray], lms: list[np.ndarra
     return Shots(list(indices), list(frames), list(lms), np.stack(crops), np.stack(norms).astype(np.float32))
 
 
+def reference_crops(shots: Shots, resolution: int, crop_config) -> np.ndarray:
+    """The shots' crops at ``resolution`` (a warp package's ``references.resolution``): uint8 [K, S, S, 3]."""
+    from talkinghead.crop import crop_from_landmarks, warp_to_crop
+
+    return np.stack([warp_to_crop(f, crop_from_landmarks(lm, crop_config), resolution)
+                     for f, lm in zip(shots.frames, shots.landmarks_px)])
+
+
 def render_with(method: str, fn: Callable, target_norm: np.ndarray, real_crop: np.ndarray | None) -> np.ndarray:
     """One method's output for one target; only the oracles are given the real crop."""
     return fn(target_norm, real_crop) if method in ORACLES else fn(target_norm)
@@ -320,7 +328,12 @@ class Renderer:
         if tuned.config.net.family == "warp":  # the tuned warp model renders from the same shots
             from training.warp_finetune import shots_identity
 
-            refs = (shots_identity(tuned, images, lms).to(self.device), images[None].to(self.device),
+            ref_images = images  # at the package's reference resolution, as `ours` renders them
+            spec = self.model.package.references
+            if spec is not None and spec.resolution != images.shape[-1]:
+                ref_images = torch.from_numpy(reference_crops(shots, spec.resolution, self.model.package.crop_config))
+                ref_images = ref_images.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+            refs = (shots_identity(tuned, images, lms).to(self.device), ref_images[None].to(self.device),
                     lms[None].to(self.device))
             synthesize = lambda lm: gen(lm, *refs)  # noqa: E731
         else:
