@@ -58,9 +58,10 @@ def contract_config(preset: str):
     return cfg
 
 
-def make_package(out: Path, *, preset: str = "tiny", personalised: bool = False, seed: int = 0) -> Path:
-    """A random model as a package at ``out``, through the project's exporter (``python -m export``),
-    so the corpus holds exactly what users get from a checkpoint."""
+def make_package(out: Path, *, preset: str = "tiny", personalised: bool = False, seed: int = 0,
+                 export_args: tuple[str, ...] = ()) -> Path:
+    """A random model as a package at ``out``, through the project's exporter (``python -m export``
+    with ``export_args``), so the corpus holds exactly what users get from a checkpoint."""
     import torch
 
     from training.checkpoint import CheckpointState, build_models, save_checkpoint
@@ -75,7 +76,8 @@ def make_package(out: Path, *, preset: str = "tiny", personalised: bool = False,
     work = out.parent / f".{out.name}.checkpoint"
     save_checkpoint(work / "checkpoint.safetensors", models, state)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    proc = subprocess.run([sys.executable, "-m", "export", str(work / "checkpoint.safetensors"), str(out), "--overwrite"],
+    proc = subprocess.run([sys.executable, "-m", "export", str(work / "checkpoint.safetensors"), str(out), "--overwrite",
+                           *export_args],
                           cwd=REPO, env=env, capture_output=True, text=True)
     shutil.rmtree(work, ignore_errors=True)
     if proc.returncode != 0:
@@ -322,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = make_package(PACKAGES / "model")
     personalised = make_package(PACKAGES / "personalised", personalised=True)
     make_corrupt_package(personalised, PACKAGES / "corrupt")
-    warp = make_package(PACKAGES / "warp", preset="tiny-warp")
+    # shots kept at twice the output side, as the bundled model keeps them (references.resolution)
+    warp = make_package(PACKAGES / "warp", preset="tiny-warp", export_args=("--reference-scale", "2"))
 
     write = VectorWriter(VECTORS)
     rng = np.random.default_rng(1)

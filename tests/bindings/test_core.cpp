@@ -181,7 +181,7 @@ TEST_CASE("manifest: a 'warp' package's references") {
   th::Manifest w = th::parse_manifest(good.dump());
   CHECK(w.warp());
   CHECK(w.reference_cap == vector_index()["warp"]["cap"].get<int>());
-  CHECK(w.reference_resolution == w.resolution);
+  CHECK(w.reference_resolution == 2 * w.resolution);  // shots kept at twice the output side, as the bundled model
   CHECK(w.reference_selection == "farthest-landmarks");
   json m = good;
   m.erase("references");
