@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .crop import Crop
+from .crop import Crop, resize_image
 from .errors import InputError, OutputExistsError, TalkingHeadError
 from .filetypes import json_depth
 from .limits import MAX_AVATAR_BYTES, MAX_AVATAR_EXPANDED_BYTES, MAX_NORMALISED, MAX_SHOTS
@@ -64,13 +64,24 @@ class Avatar:
     def has_references(self) -> bool:
         return self.ref_images is not None and self.ref_landmarks is not None
 
-    def reference_inputs(self) -> tuple[np.ndarray, np.ndarray]:
+    def has_reference_inputs(self, resolution: int) -> bool:
+        """True when the generator inputs at ``resolution`` are already made (see :meth:`reference_inputs`)."""
+        return self._reference_inputs is not None and self._reference_inputs[0].shape[-1] == resolution
+
+    def reference_inputs(self, resolution: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The generator inputs ``ref_images`` float32 [K,3,S,S] in [-1, 1] and ``ref_landmarks``
-        [K,68,2], converted once and kept (the avatar's arrays are not to be changed afterwards)."""
+        [K,68,2], converted once and kept (the avatar's arrays are not to be changed afterwards).
+
+        ``resolution``: S when it differs from the stored crops' side (an avatar made when the model
+        kept its shots at another size): the crops are resampled to it (:func:`crop.resize_image`;
+        the crop square is the same, so the landmarks hold)."""
         if not self.has_references:
             raise InputError("this avatar has no reference shots")
-        if self._reference_inputs is None:
-            images = np.ascontiguousarray(self.ref_images.transpose(0, 3, 1, 2), dtype=np.float32) / 127.5 - 1.0
+        side = self.ref_images.shape[1]
+        want = side if resolution is None else int(resolution)
+        if self._reference_inputs is None or self._reference_inputs[0].shape[-1] != want:
+            crops = self.ref_images if want == side else np.stack([resize_image(c, want, want) for c in self.ref_images])
+            images = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32) / 127.5 - 1.0
             self._reference_inputs = (images, np.ascontiguousarray(self.ref_landmarks, dtype=np.float32))
         return self._reference_inputs
 

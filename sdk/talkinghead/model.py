@@ -203,9 +203,12 @@ class TalkingHeadModel:
                                  "and this avatar has none (made by an 'adain' model or an older talkinghead): "
                                  "create it again with this model")
             side = avatar.ref_images.shape[1]
-            if side != refs.resolution or avatar.ref_images.shape[0] > refs.cap:
-                raise InputError(f"avatar reference shots are {avatar.ref_images.shape[0]} x {side}px; model "
-                                 f"{self.name} takes at most {refs.cap} at {refs.resolution}px (made by another model?)")
+            if avatar.ref_images.shape[0] > refs.cap:
+                raise InputError(f"avatar has {avatar.ref_images.shape[0]} reference shots; model {self.name} "
+                                 f"takes at most {refs.cap} (made by another model?)")
+            if side != refs.resolution and not avatar.has_reference_inputs(refs.resolution):
+                log.warning("avatar reference shots are %dpx; model %s keeps them at %dpx: resampled (an avatar "
+                            "made again from the photos renders with more detail)", side, self.name, refs.resolution)
 
     def render(self, avatar: Avatar, landmarks: np.ndarray, coords: Coords = "normalised") -> np.ndarray:
         """Render face crops: landmarks [68, 2] or [B, 68, 2] -> uint8 [R, R, 3] or [B, R, R, 3].
@@ -250,7 +253,8 @@ class TalkingHeadModel:
         if self.personalised:
             return self.engine.generate(norm, None)
         identity = np.broadcast_to(avatar.identity, (norm.shape[0], avatar.identity.shape[0]))
-        references = avatar.reference_inputs() if self.package.references is not None else None
+        refs = self.package.references
+        references = avatar.reference_inputs(refs.resolution) if refs is not None else None
         return self.engine.generate(norm, identity, references)
 
     def stream(self, avatar: Avatar, *, mode: Literal["relative", "absolute"] = "relative",

@@ -131,6 +131,35 @@ def test_warp_family_vectors(load) -> None:
     assert max_level_diff(model.render(avatar, vector("warp_drive_normalised")), vector("warp_frames")) <= 1
 
 
+def test_an_avatar_with_smaller_shots_still_renders(load, tmp_path: Path, caplog) -> None:
+    """An avatar saved when the model kept its shots at the output side (the bundled model before
+    session 13) renders with a model that keeps them at twice that: resampled, with one warning,
+    close to the avatar made again."""
+    import dataclasses
+    import logging
+
+    from talkinghead.avatar import Avatar
+    from talkinghead.crop import resize_image
+
+    model = load("warp")
+    n = INDEX["warp"]["shots"]
+    avatar = model.create_avatar([vector(f"warp_shot{i}_image") for i in range(n)],
+                                 [vector(f"warp_shot{i}_landmarks") for i in range(n)])
+    side = model.package.references.resolution
+    assert side == 2 * model.resolution
+    small = np.stack([resize_image(c, side // 2, side // 2) for c in avatar.ref_images])
+    old = Avatar.load(dataclasses.replace(avatar, ref_images=small, _reference_inputs=None).save(tmp_path / "old.npz"))
+    drive = vector("warp_drive_normalised")
+    with caplog.at_level(logging.WARNING, logger="talkinghead"):
+        got = model.render(old, drive)
+        model.render(old, drive)
+    assert [r.getMessage() for r in caplog.records].count(next(r.getMessage() for r in caplog.records
+                                                                 if "resampled" in r.getMessage())) == 1
+    want = model.render(avatar, drive)
+    assert got.shape == want.shape
+    assert float(np.abs(got.astype(np.float32) - want.astype(np.float32)).mean()) < 3.0  # 1.1 when written
+
+
 def test_the_c_example_frames(load) -> None:
     """contract/example/expected: what `th_example ... --pixels --relative` must write (ctest holds the
     C example to it); the SDK gives the same from the same files."""
