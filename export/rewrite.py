@@ -27,6 +27,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
+from .errors import ExportError
 from .manifest_writer import write_manifest
 
 log = logging.getLogger(__name__)
@@ -175,18 +176,26 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _sample_feed(session, package: Path) -> dict[str, np.ndarray]:
-    """Real inputs for a generator: the package's default avatar (its references and landmarks)
-    driven by its own face moved a little."""
+def _sample_feed(session, package: Path, manifest: dict) -> dict[str, np.ndarray]:
+    """Inputs for a generator: the package's default avatar (its references and landmarks) driven
+    by its own face moved a little; without a default avatar, synthetic shots (export.data)."""
     from talkinghead.avatar import Avatar
 
-    avatar = Avatar.load(package / "avatar.npz")
-    images, ref_lm = avatar.reference_inputs()
+    from .data import synthetic
+
     rng = np.random.default_rng(0)
-    lm = (avatar.landmarks[None] + rng.normal(0, 0.01, (2, 68, 2))).astype(np.float32)
-    values = {"landmarks": lm, "identity": np.repeat(avatar.identity[None], 2, 0).astype(np.float32),
-              "ref_images": images.astype(np.float32), "ref_landmarks": ref_lm.astype(np.float32)}
-    return {i.name: values[i.name] for i in session.get_inputs()}
+    if (package / "avatar.npz").is_file():
+        avatar = Avatar.load(package / "avatar.npz")
+        face, identity = avatar.landmarks, avatar.identity
+        images, ref_lm = avatar.reference_inputs() if avatar.has_references else (None, None)
+    else:
+        refs = synthetic(manifest.get("references", {}).get("resolution", manifest["resolution"]), 2)
+        images, ref_lm = refs.images, refs.landmarks
+        face, identity = refs.landmarks[0], rng.normal(0, 1, manifest["embedding_dim"])
+    values = {"landmarks": (face[None] + rng.normal(0, 0.01, (2, 68, 2))).astype(np.float32),
+              "identity": np.repeat(np.asarray(identity, np.float32)[None], 2, 0),
+              "ref_images": images, "ref_landmarks": ref_lm}
+    return {i.name: np.asarray(values[i.name], np.float32) for i in session.get_inputs()}
 
 
 def rewrite_package(package: Path, tolerance: float = 1e-4) -> dict[str, dict[str, int]]:
@@ -195,6 +204,13 @@ def rewrite_package(package: Path, tolerance: float = 1e-4) -> dict[str, dict[st
     updates the manifest's sha256 records. Returns the counts per file."""
     import onnxruntime as ort
 
+    from talkinghead.errors import TalkingHeadError
+    from talkinghead.package import ModelPackage
+
+    try:
+        ModelPackage.load(package)  # a whole, valid package (manifest, hashes, role stamps) or a clear error
+    except TalkingHeadError as exc:
+        raise ExportError(f"{package}: not a model package to rewrite: {exc}") from exc
     manifest_path = package / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     records = [manifest["graphs"]["generator"]] + [v for v in manifest.get("variants", {}).values()
@@ -203,7 +219,10 @@ def rewrite_package(package: Path, tolerance: float = 1e-4) -> dict[str, dict[st
     for record in records:
         path = package / record["file"]
         model = onnx.load(str(path))
-        counts = rewrite_graph(model)
+        try:
+            counts = rewrite_graph(model)
+        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+            raise ExportError(f"{path.name}: the graph does not pass the ONNX checker ({exc}); nothing rewritten") from exc
         if not any(counts.values()):
             done[record["file"]] = counts
             continue
@@ -211,10 +230,10 @@ def rewrite_package(package: Path, tolerance: float = 1e-4) -> dict[str, dict[st
         so.log_severity_level = 3
         before = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         after = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-        feed = _sample_feed(before, package)
+        feed = _sample_feed(before, package, manifest)
         diff = float(np.abs(before.run(None, feed)[0] - after.run(None, feed)[0]).max())
         if not diff <= tolerance:
-            raise RuntimeError(f"{path.name}: the rewritten graph differs by {diff:.3g} (> {tolerance})")
+            raise ExportError(f"{path.name}: the rewritten graph differs by {diff:.3g} (> {tolerance}); nothing written")
         tmp = path.with_suffix(".rewrite.tmp")
         onnx.save(model, str(tmp))
         tmp.replace(path)
@@ -230,7 +249,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("package", type=Path, help="a model package folder (rewritten in place)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for file, counts in rewrite_package(args.package).items():
+    try:
+        done = rewrite_package(args.package)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for file, counts in done.items():
         print(f"{file}: {counts}")
     return 0
 

@@ -57,3 +57,36 @@ def test_other_padding_modes_are_left_alone() -> None:
     model = _graph(padding="zeros")
     assert rewrite_graph(model)["GridSample"] == 0
     assert "GridSample" in [n.op_type for n in model.graph.node]
+
+
+def test_rewrite_package_in_place_and_its_errors(tmp_path, capsys) -> None:
+    """`python -m export.rewrite PACKAGE`: a package exported with GridSample is rewritten, its hashes
+    updated and it still loads; a folder that is no package, or a corrupt graph, is an error that
+    writes nothing."""
+    import shutil
+    from pathlib import Path
+
+    import torch
+
+    from export import ExportOptions, export_checkpoint
+    from export.rewrite import main
+    from talkinghead.package import ModelPackage
+    from training.checkpoint import CheckpointState, build_models, save_checkpoint
+    from training.config import tiny_warp_config
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "ckpt" / "checkpoint.safetensors", build_models(tiny_warp_config(), 1),
+                           CheckpointState())
+    pkg = export_checkpoint(ckpt, tmp_path / "pkg", ExportOptions(synthetic=True, rewrite=False)).path
+    assert "GridSample" in {n.op_type for n in onnx.load(str(pkg / "generator.onnx")).graph.node}
+    assert main([str(pkg)]) == 0
+    assert "GridSample" not in {n.op_type for n in onnx.load(str(pkg / "generator.onnx")).graph.node}
+    ModelPackage.load(pkg)  # hashes updated
+    assert main([str(tmp_path / "nothing")]) == 2
+    assert "not a model package" in capsys.readouterr().err
+    corrupt = Path(__file__).resolve().parents[2] / "contract" / "packages" / "corrupt"
+    copy = shutil.copytree(corrupt, tmp_path / "corrupt")
+    before = (copy / "generator.onnx").read_bytes()
+    assert main([str(copy)]) == 2
+    assert "ONNX checker" in capsys.readouterr().err
+    assert (copy / "generator.onnx").read_bytes() == before
