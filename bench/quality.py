@@ -218,7 +218,8 @@ class Shots:
     norm: np.ndarray  # float32 [K, 68, 2]
 
 
-def make_shots(indices: list[int], frames: list[np.ndarray], lms: list[np.ndarray], crop_config, res: int) -> Shots:
+def crop_shots(frames: list[np.ndarray], lms: list[np.ndarray], crop_config, res: int) -> tuple[np.ndarray, np.ndarray]:
+    """The frames' face crops at ``res`` (uint8 [K, res, res, 3]) and their crop-normalised landmarks."""
     from talkinghead.crop import crop_from_landmarks, to_normalised, warp_to_crop
 
     crops, norms = [], []
@@ -226,15 +227,12 @@ def make_shots(indices: list[int], frames: list[np.ndarray], lms: list[np.ndarra
         c = crop_from_landmarks(lm, crop_config)
         crops.append(warp_to_crop(f, c, res))
         norms.append(to_normalised(lm, c))
-    return Shots(list(indices), list(frames), list(lms), np.stack(crops), np.stack(norms).astype(np.float32))
+    return np.stack(crops), np.stack(norms).astype(np.float32)
 
 
-def reference_crops(shots: Shots, resolution: int, crop_config) -> np.ndarray:
-    """The shots' crops at ``resolution`` (a warp package's ``references.resolution``): uint8 [K, S, S, 3]."""
-    from talkinghead.crop import crop_from_landmarks, warp_to_crop
-
-    return np.stack([warp_to_crop(f, crop_from_landmarks(lm, crop_config), resolution)
-                     for f, lm in zip(shots.frames, shots.landmarks_px)])
+def make_shots(indices: list[int], frames: list[np.ndarray], lms: list[np.ndarray], crop_config, res: int) -> Shots:
+    crops, norms = crop_shots(frames, lms, crop_config, res)
+    return Shots(list(indices), list(frames), list(lms), crops, norms)
 
 
 def render_with(method: str, fn: Callable, target_norm: np.ndarray, real_crop: np.ndarray | None) -> np.ndarray:
@@ -319,7 +317,10 @@ class Renderer:
 
         from training.finetune import finetune
 
-        images = torch.from_numpy(shots.crops).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        def as_input(crops: np.ndarray) -> torch.Tensor:  # uint8 [K,S,S,3] -> [-1, 1] [K,3,S,S]
+            return torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+        images = as_input(shots.crops)
         lms = torch.from_numpy(shots.norm.copy())
         t0 = time.perf_counter()
         tuned, _ = finetune(self.ckpt, images, lms, self.ft_config, device=self.device)
@@ -331,8 +332,8 @@ class Renderer:
             ref_images = images  # at the package's reference resolution, as `ours` renders them
             spec = self.model.package.references
             if spec is not None and spec.resolution != images.shape[-1]:
-                ref_images = torch.from_numpy(reference_crops(shots, spec.resolution, self.model.package.crop_config))
-                ref_images = ref_images.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+                ref_images = as_input(crop_shots(shots.frames, shots.landmarks_px, self.model.package.crop_config,
+                                                 spec.resolution)[0])
             refs = (shots_identity(tuned, images, lms).to(self.device), ref_images[None].to(self.device),
                     lms[None].to(self.device))
             synthesize = lambda lm: gen(lm, *refs)  # noqa: E731

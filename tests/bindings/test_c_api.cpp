@@ -57,13 +57,6 @@ Shots load_shots() {
   return s;
 }
 
-int max_diff(const std::vector<std::uint8_t>& a, const std::vector<std::uint8_t>& b) {
-  REQUIRE(a.size() == b.size());
-  int worst = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(int(a[i]) - int(b[i])));
-  return worst;
-}
-
 std::string copy_package(const std::string& name) {
   fs::path dst = fs::temp_directory_path() / unique_name("th_pkg_" + name);
   fs::remove_all(dst);
@@ -428,37 +421,28 @@ TEST_CASE("th_paste_back equals Python's paste_back, in place or not; bad input 
   th_image img{frame.data(), int32_t(shape[1]), int32_t(shape[0]), int32_t(shape[1] * 3), frame.size()};
   const nlohmann::json idx = vector_index();  // kept: a range-for over a temporary's member dangles
   for (const auto& c : idx["pastes"]) {
-    const std::string n = c["name"].get<std::string>();
-    auto crop = load_vector<double>(n + "_crop");
-    auto crop_image = load_vector<std::uint8_t>(n + "_crop_image");
-    auto want = load_vector<std::uint8_t>(n + "_out");
+    const PasteCase p = load_paste_case(c);
     std::vector<std::uint8_t> got(frame.size());
-    REQUIRE(th_paste_back(&img, crop_image.data(), c["resolution"].get<int32_t>(), crop.data(),
-                          c["feather"].get<double>(), got.data(), got.size()) == TH_OK);
-    int worst = 0;
-    for (std::size_t k = 0; k < got.size(); ++k) worst = std::max(worst, std::abs(int(got[k]) - int(want[k])));
-    INFO(n);
-    CHECK(worst <= 1);
+    REQUIRE(th_paste_back(&img, p.crop_image.data(), p.resolution, p.crop.data(), p.feather, got.data(), got.size()) ==
+            TH_OK);
+    INFO(p.name);
+    CHECK(max_diff(got, p.want) <= 1);
   }
   std::vector<std::uint8_t> copy = frame;
   th_image in_place{copy.data(), img.width, img.height, img.stride, copy.size()};
-  auto crop_image = load_vector<std::uint8_t>("paste0_crop_image");
-  auto crop = load_vector<double>("paste0_crop");
-  const int32_t r = idx["pastes"][0]["resolution"].get<int32_t>();
-  CHECK(th_paste_back(&in_place, crop_image.data(), r, crop.data(), TH_DEFAULT_FEATHER, copy.data(), copy.size()) == TH_OK);
-  auto want = load_vector<std::uint8_t>("paste0_out");
-  int worst = 0;
-  for (std::size_t k = 0; k < copy.size(); ++k) worst = std::max(worst, std::abs(int(copy[k]) - int(want[k])));
-  CHECK(worst <= 1);
+  const PasteCase p0 = load_paste_case(idx["pastes"][0]);
+  CHECK(th_paste_back(&in_place, p0.crop_image.data(), p0.resolution, p0.crop.data(), TH_DEFAULT_FEATHER, copy.data(),
+                      copy.size()) == TH_OK);
+  CHECK(max_diff(copy, p0.want) <= 1);
   std::vector<std::uint8_t> out(frame.size());
-  CHECK(th_paste_back(nullptr, crop_image.data(), r, crop.data(), 0.12, out.data(), out.size()) == TH_ERROR_INVALID_ARGUMENT);
+  CHECK(th_paste_back(nullptr, p0.crop_image.data(), p0.resolution, p0.crop.data(), 0.12, out.data(), out.size()) == TH_ERROR_INVALID_ARGUMENT);
   CHECK(std::string(th_last_error()).find("NULL") != std::string::npos);
-  CHECK(th_paste_back(&img, crop_image.data(), r, crop.data(), 0.9, out.data(), out.size()) == TH_ERROR_INVALID_ARGUMENT);
+  CHECK(th_paste_back(&img, p0.crop_image.data(), p0.resolution, p0.crop.data(), 0.9, out.data(), out.size()) == TH_ERROR_INVALID_ARGUMENT);
   CHECK(std::string(th_last_error()).find("feather") != std::string::npos);
-  CHECK(th_paste_back(&img, crop_image.data(), r, crop.data(), 0.12, out.data(), out.size() - 1) == TH_ERROR_SIZE_MISMATCH);
+  CHECK(th_paste_back(&img, p0.crop_image.data(), p0.resolution, p0.crop.data(), 0.12, out.data(), out.size() - 1) == TH_ERROR_SIZE_MISMATCH);
   th_image short_frame = img;
   short_frame.size -= 1;
-  CHECK(th_paste_back(&short_frame, crop_image.data(), r, crop.data(), 0.12, out.data(), out.size()) == TH_ERROR_SIZE_MISMATCH);
+  CHECK(th_paste_back(&short_frame, p0.crop_image.data(), p0.resolution, p0.crop.data(), 0.12, out.data(), out.size()) == TH_ERROR_SIZE_MISMATCH);
 }
 
 TEST_CASE("package errors: missing, tampered, corrupt") {

@@ -327,24 +327,19 @@ TEST_CASE("paste_back equals talkinghead.pasteback.paste_back within 1") {
   th::PasteScratch scratch;
   int unchanged = 0;
   for (const auto& c : idx["pastes"]) {
-    const std::string n = c["name"].get<std::string>();
-    auto crop = load_vector<double>(n + "_crop");
-    auto crop_image = load_vector<std::uint8_t>(n + "_crop_image");
-    auto want = load_vector<std::uint8_t>(n + "_out");
+    const PasteCase p = load_paste_case(c);
+    const th::Crop crop{p.crop[0], p.crop[1], p.crop[2]};
     std::vector<std::uint8_t> got(frame.size());
-    th::paste_back(view, crop_image.data(), c["resolution"].get<int>(), th::Crop{crop[0], crop[1], crop[2]},
-                   c["feather"].get<double>(), got.data(), got.size(), scratch);
-    REQUIRE(want.size() == got.size());
-    int worst = 0;
-    for (std::size_t k = 0; k < got.size(); ++k) worst = std::max(worst, std::abs(int(got[k]) - int(want[k])));
-    INFO(n << ": max abs diff " << worst);
+    th::paste_back(view, p.crop_image.data(), p.resolution, crop, p.feather, got.data(), got.size(), scratch);
+    REQUIRE(p.want.size() == got.size());
+    const int worst = max_diff(got, p.want);
+    INFO(p.name << ": max abs diff " << worst);
     CHECK(worst <= 1);
     unchanged += got == frame;
     // in place gives the same frame
     std::vector<std::uint8_t> inplace = frame;
     th::ImageView iv{inplace.data(), w, h, w * 3, inplace.size()};
-    th::paste_back(iv, crop_image.data(), c["resolution"].get<int>(), th::Crop{crop[0], crop[1], crop[2]},
-                   c["feather"].get<double>(), inplace.data(), inplace.size(), scratch);
+    th::paste_back(iv, p.crop_image.data(), p.resolution, crop, p.feather, inplace.data(), inplace.size(), scratch);
     CHECK(inplace == got);
   }
   CHECK(unchanged == 1);  // the crop wholly off the frame

@@ -2,7 +2,9 @@
 // written by contract/make_vectors.py, read here with no Python) and raw test vectors.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -39,6 +41,34 @@ std::vector<T> load_vector(const std::string& name, std::vector<long long>* shap
   std::vector<T> out(bytes.size() / sizeof(T));
   std::memcpy(out.data(), bytes.data(), bytes.size());
   return out;
+}
+
+// The largest difference in levels between two images of the same size.
+inline int max_diff(const std::vector<std::uint8_t>& a, const std::vector<std::uint8_t>& b) {
+  if (a.size() != b.size()) throw std::runtime_error("max_diff: images of different sizes");
+  int worst = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(int(a[i]) - int(b[i])));
+  return worst;
+}
+
+// One paste-back case of the corpus (index "pastes"): the crop, its image and the expected frame.
+struct PasteCase {
+  std::string name;
+  std::vector<double> crop;
+  std::vector<std::uint8_t> crop_image, want;
+  int resolution = 0;
+  double feather = 0;
+};
+
+inline PasteCase load_paste_case(const nlohmann::json& c) {
+  PasteCase p;
+  p.name = c.at("name").get<std::string>();
+  p.crop = load_vector<double>(p.name + "_crop");
+  p.crop_image = load_vector<std::uint8_t>(p.name + "_crop_image");
+  p.want = load_vector<std::uint8_t>(p.name + "_out");
+  p.resolution = c.at("resolution").get<int>();
+  p.feather = c.at("feather").get<double>();
+  return p;
 }
 
 inline std::string read_text(const std::string& path) {

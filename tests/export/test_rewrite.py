@@ -66,18 +66,14 @@ def test_rewrite_package_in_place_and_its_errors(tmp_path, capsys) -> None:
     import shutil
     from pathlib import Path
 
-    import torch
-
     from export import ExportOptions, export_checkpoint
     from export.rewrite import main
     from talkinghead.package import ModelPackage
-    from training.checkpoint import CheckpointState, build_models, save_checkpoint
     from training.config import tiny_warp_config
 
-    torch.manual_seed(0)
-    ckpt = save_checkpoint(tmp_path / "ckpt" / "checkpoint.safetensors", build_models(tiny_warp_config(), 1),
-                           CheckpointState())
-    pkg = export_checkpoint(ckpt, tmp_path / "pkg", ExportOptions(synthetic=True, rewrite=False)).path
+    from .test_warp_stages import _checkpoint
+
+    pkg = export_checkpoint(_checkpoint(tmp_path, tiny_warp_config()), tmp_path / "pkg", ExportOptions(synthetic=True, rewrite=False)).path
     assert "GridSample" in {n.op_type for n in onnx.load(str(pkg / "generator.onnx")).graph.node}
     assert main([str(pkg)]) == 0
     assert "GridSample" not in {n.op_type for n in onnx.load(str(pkg / "generator.onnx")).graph.node}
