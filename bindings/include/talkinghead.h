@@ -48,7 +48,9 @@
  *   accepts NULL; on failure the out-handle is set to NULL. The library keeps a table of its live
  *   handles: a handle passed after its destroy (or one it never made) gets
  *   TH_ERROR_INVALID_ARGUMENT ("not a live ... handle"), and a second destroy is ignored with a
- *   warning on the log, as long as the address has not been reused by a new handle since. A stream
+ *   warning on the log. Handles are serial numbers, not addresses, and never issued twice in a
+ *   process, so a stale handle can never name a newer object. A call that is running keeps its
+ *   objects alive until it returns, even if another thread destroys them meanwhile. A stream
  *   whose model or avatar was destroyed refuses th_stream_push the same way. An avatar holds only its own data (no
  *   pointer into its model), so avatars and models may be destroyed in any order. Input buffers
  *   are read during the call only and never kept. Strings returned by the library are owned by

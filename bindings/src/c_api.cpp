@@ -1,10 +1,13 @@
 // The C ABI (bindings/include/talkinghead.h) over the core. Every entry point catches everything:
 // no exception crosses the boundary; failures set the thread-local last error.
+#include <atomic>
+#include <cstdint>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
 
 #include "errors.h"
 #include "geometry.h"
@@ -24,8 +27,9 @@ struct th_avatar {
 
 struct th_stream {
   std::unique_ptr<th::Stream> core;
-  const th_model* model = nullptr;    // checked live at each push: the stream holds references
-  const th_avatar* avatar = nullptr;  // into both
+  std::weak_ptr<th_model> model;    // the stream holds references into both: each push locks them
+  std::weak_ptr<th_avatar> avatar;  // and refuses once either was destroyed
+  bool has_avatar = false;
 };
 
 static_assert(th::kMaxShots == TH_MAX_SHOTS, "the header's shot limit is the core's");
@@ -58,58 +62,76 @@ th_status guard(F&& body) {
 
 [[noreturn]] void invalid(const std::string& message) { throw th::Error(th::Code::InvalidArgument, message); }
 
-// The live handles of one type. A handle passed after its destroy is refused instead of being
-// dereferenced; a second destroy is ignored. Never destroyed (no static destruction order issue).
+// The live handles of one type. A handle is not the object's address but a serial number that is
+// never issued twice in a process (shared by the three types, tagged in its low bits), so a handle
+// kept after its destroy is refused even when the allocator has reused that memory for a new object;
+// a second destroy is ignored. Each call holds its object through a shared_ptr, so a destroy from
+// another thread frees it only after that call returns. Never destroyed (no static destruction order
+// issue).
 template <typename T>
 class Registry {
  public:
-  explicit Registry(const char* type) : type_(type) {}
-  T* add(T* p) {
+  Registry(const char* type, std::uintptr_t tag) : type_(type), tag_(tag) {}
+  // Takes ownership of `object` and returns its new handle.
+  T* add(std::unique_ptr<T> object) {
     std::lock_guard<std::mutex> lock(mu_);
-    live_.insert(p);
-    return p;
+    const std::uintptr_t key = (next_serial() << kTagBits) | tag_;
+    live_.emplace(key, std::shared_ptr<T>(std::move(object)));
+    return reinterpret_cast<T*>(key);
   }
-  bool remove(const T* p) {
+  // The object behind a live handle, or an empty pointer.
+  std::shared_ptr<T> find(const T* handle) const {
     std::lock_guard<std::mutex> lock(mu_);
-    return live_.erase(p) > 0;
+    auto it = live_.find(reinterpret_cast<std::uintptr_t>(handle));
+    return it == live_.end() ? nullptr : it->second;
   }
-  bool contains(const T* p) const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return live_.count(p) > 0;
-  }
-  // Throws InvalidArgument unless `p` is non-NULL and live (`name`: the argument's name).
-  void check(const T* p, const char* name) const {
-    if (!p) invalid(std::string(name) + " must not be NULL");
-    if (!contains(p)) {
+  // The object behind `handle`; throws InvalidArgument unless it is non-NULL and live (`name`: the
+  // argument's name).
+  std::shared_ptr<T> get(const T* handle, const char* name) const {
+    if (!handle) invalid(std::string(name) + " must not be NULL");
+    std::shared_ptr<T> object = find(handle);
+    if (!object) {
       invalid(std::string(name) + " is not a live " + type_ + " handle (destroyed already, or not made by this library)");
     }
+    return object;
   }
-  // Destroy `p` if live; NULL is a no-op; anything else is logged and ignored.
-  void destroy(T* p) {
-    if (!p) return;
-    if (!remove(p)) {
-      th::log(th::LogLevel::Warning, std::string(type_) + "_destroy: not a live handle (destroyed twice?); ignored");
-      return;
+  // Destroy `handle` if live; NULL is a no-op; anything else is logged and ignored.
+  void destroy(const T* handle) {
+    if (!handle) return;
+    std::shared_ptr<T> object;  // released after the lock, outside it
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = live_.find(reinterpret_cast<std::uintptr_t>(handle));
+      if (it != live_.end()) {
+        object = std::move(it->second);
+        live_.erase(it);
+      }
     }
-    delete p;
+    if (!object) th::log(th::LogLevel::Warning, std::string(type_) + "_destroy: not a live handle (destroyed twice?); ignored");
   }
 
  private:
+  static constexpr int kTagBits = 2;
+  static std::uintptr_t next_serial() {
+    static std::atomic<std::uintptr_t> serial{0};
+    return ++serial;
+  }
   const char* type_;
+  const std::uintptr_t tag_;
   mutable std::mutex mu_;
-  std::unordered_set<const T*> live_;
+  std::unordered_map<std::uintptr_t, std::shared_ptr<T>> live_;
 };
 
 Registry<th_model>& models() {
-  static auto* r = new Registry<th_model>("th_model");
+  static auto* r = new Registry<th_model>("th_model", 1);
   return *r;
 }
 Registry<th_avatar>& avatars() {
-  static auto* r = new Registry<th_avatar>("th_avatar");
+  static auto* r = new Registry<th_avatar>("th_avatar", 2);
   return *r;
 }
 Registry<th_stream>& streams() {
-  static auto* r = new Registry<th_stream>("th_stream");
+  static auto* r = new Registry<th_stream>("th_stream", 3);
   return *r;
 }
 
@@ -197,11 +219,11 @@ th_status th_model_load(const char* package_dir, const th_model_config* config, 
     mc.verify_hashes = c.skip_hash_check == 0;
     mc.allow_spinning = c.no_spinning == 0;
     mc.watermark = c.no_watermark == 0;
-    std::unique_ptr<th_model> m(new th_model());
+    auto m = std::make_unique<th_model>();
     m->core = th::Model::load(package_dir, mc);
     const th::OrtInfo* ort = th::loaded_ort();
     m->ort_version = ort ? ort->version : "";
-    *out_model = models().add(m.release());
+    *out_model = models().add(std::move(m));
   });
 }
 
@@ -215,11 +237,11 @@ void th_model_info_init(th_model_info* info) {
 
 th_status th_model_get_info(const th_model* model, th_model_info* info) {
   return guard([&] {
-    models().check(model, "model");
+    const auto held = models().get(model, "model");
     if (!info) invalid("info must not be NULL");
     th_model_info out;
     th_model_info_init(&out);
-    const th::Model& m = *model->core;
+    const th::Model& m = *held->core;
     out.resolution = m.resolution();
     out.embedding_dim = m.embedding_dim();
     out.personalised = m.personalised() ? 1 : 0;
@@ -229,7 +251,7 @@ th_status th_model_get_info(const th_model* model, th_model_info* info) {
     out.name = m.manifest().name.c_str();
     out.variant = m.variant().c_str();
     out.warning = m.warning().c_str();
-    out.ort_version = model->ort_version.c_str();
+    out.ort_version = held->ort_version.c_str();
     out.family = m.manifest().family.c_str();
     out.reference_cap = m.manifest().reference_cap;
     uint32_t size = info->struct_size;
@@ -244,16 +266,16 @@ th_status th_avatar_create(th_model* model, const th_image* shots, const float* 
   return guard([&] {
     if (!out_avatar) invalid("out_avatar must not be NULL");
     *out_avatar = nullptr;
-    models().check(model, "model");
+    const auto held = models().get(model, "model");
     if (!shots || !landmarks_px) invalid("shots and landmarks_px must not be NULL");
     th::check_shot_count(count);
     th::ImageView views[TH_MAX_SHOTS];
     for (int i = 0; i < count; ++i) {
       views[i] = th::ImageView{shots[i].data, shots[i].width, shots[i].height, shots[i].stride, shots[i].size};
     }
-    std::unique_ptr<th_avatar> a(new th_avatar());
-    a->core = model->core->create_avatar(views, landmarks_px, count);
-    *out_avatar = avatars().add(a.release());
+    auto a = std::make_unique<th_avatar>();
+    a->core = held->core->create_avatar(views, landmarks_px, count);
+    *out_avatar = avatars().add(std::move(a));
   });
 }
 
@@ -262,10 +284,10 @@ th_status th_avatar_from_identity(const th_model* model, const float* identity, 
   return guard([&] {
     if (!out_avatar) invalid("out_avatar must not be NULL");
     *out_avatar = nullptr;
-    models().check(model, "model");
-    std::unique_ptr<th_avatar> a(new th_avatar());
-    a->core = model->core->avatar_from_identity(identity, dim, source_landmarks);
-    *out_avatar = avatars().add(a.release());
+    const auto held = models().get(model, "model");
+    auto a = std::make_unique<th_avatar>();
+    a->core = held->core->avatar_from_identity(identity, dim, source_landmarks);
+    *out_avatar = avatars().add(std::move(a));
   });
 }
 
@@ -273,9 +295,9 @@ void th_avatar_destroy(th_avatar* avatar) { avatars().destroy(avatar); }
 
 th_status th_avatar_get_identity(const th_avatar* avatar, float* out, int32_t capacity) {
   return guard([&] {
-    avatars().check(avatar, "avatar");
+    const auto held = avatars().get(avatar, "avatar");
     if (!out) invalid("out must not be NULL");
-    const auto& id = avatar->core.identity;
+    const auto& id = held->core.identity;
     if (capacity < static_cast<int32_t>(id.size())) {
       throw th::Error(th::Code::SizeMismatch, "capacity " + std::to_string(capacity) + " < identity size " +
                                                   std::to_string(id.size()));
@@ -286,10 +308,10 @@ th_status th_avatar_get_identity(const th_avatar* avatar, float* out, int32_t ca
 
 th_status th_avatar_get_source_landmarks(const th_avatar* avatar, float* out) {
   return guard([&] {
-    avatars().check(avatar, "avatar");
+    const auto held = avatars().get(avatar, "avatar");
     if (!out) invalid("out must not be NULL");
-    if (!avatar->core.has_source) invalid("this avatar has no source landmarks");
-    std::copy(avatar->core.source.begin(), avatar->core.source.end(), out);
+    if (!held->core.has_source) invalid("this avatar has no source landmarks");
+    std::copy(held->core.source.begin(), held->core.source.end(), out);
   });
 }
 
@@ -303,8 +325,8 @@ void th_render_options_init(th_render_options* options) {
 th_status th_render(th_model* model, const th_avatar* avatar, const float* landmarks, int32_t batch,
                     const th_render_options* options, uint8_t* out, size_t out_size) {
   return guard([&] {
-    models().check(model, "model");
-    if (avatar) avatars().check(avatar, "avatar");
+    const auto held_model = models().get(model, "model");
+    const auto held_avatar = avatar ? avatars().get(avatar, "avatar") : nullptr;
     th_render_options o = read_struct(options, th_render_options_init);
     const int coords = enum_value(o.coords);
     if (coords != TH_COORDS_NORMALISED && coords != TH_COORDS_PIXELS) {
@@ -315,7 +337,7 @@ th_status th_render(th_model* model, const th_avatar* avatar, const float* landm
     ro.crops = o.crops;
     ro.reference = o.reference;
     ro.reference_crop = o.reference_crop;
-    model->core->render(avatar ? &avatar->core : nullptr, landmarks, batch, ro, out, out_size);
+    held_model->core->render(held_avatar ? &held_avatar->core : nullptr, landmarks, batch, ro, out, out_size);
   });
 }
 
@@ -337,17 +359,18 @@ th_status th_stream_create(th_model* model, const th_avatar* avatar, const th_st
   return guard([&] {
     if (!out_stream) invalid("out_stream must not be NULL");
     *out_stream = nullptr;
-    models().check(model, "model");
-    if (avatar) avatars().check(avatar, "avatar");
+    const auto held_model = models().get(model, "model");
+    const auto held_avatar = avatar ? avatars().get(avatar, "avatar") : nullptr;
     th_stream_options o = read_struct(options, th_stream_options_init);
     th::StreamOptions so;
     so.relative = o.absolute == 0;
     so.smoothing = o.no_smoothing == 0;
-    std::unique_ptr<th_stream> s(new th_stream());
-    s->core = std::make_unique<th::Stream>(*model->core, avatar ? &avatar->core : nullptr, so);
-    s->model = model;
-    s->avatar = avatar;
-    *out_stream = streams().add(s.release());
+    auto s = std::make_unique<th_stream>();
+    s->core = std::make_unique<th::Stream>(*held_model->core, held_avatar ? &held_avatar->core : nullptr, so);
+    s->model = held_model;
+    s->avatar = held_avatar;
+    s->has_avatar = held_avatar != nullptr;
+    *out_stream = streams().add(std::move(s));
   });
 }
 
@@ -355,7 +378,7 @@ void th_stream_destroy(th_stream* stream) { streams().destroy(stream); }
 
 th_status th_stream_set_controls(th_stream* stream, const th_controls* controls) {
   return guard([&] {
-    streams().check(stream, "stream");
+    const auto held = streams().get(stream, "stream");
     th_controls c = read_struct(controls, th_controls_init);
     th::Controls tc;
     tc.eye_open = c.eye_open;
@@ -365,34 +388,35 @@ th_status th_stream_set_controls(th_stream* stream, const th_controls* controls)
     tc.pitch = c.pitch;
     tc.roll = c.roll;
     tc.expression_only = c.expression_only != 0;
-    stream->core->set_controls(tc);
+    held->core->set_controls(tc);
   });
 }
 
 th_status th_stream_push(th_stream* stream, const float* landmarks, th_coords coords, double timestamp, uint8_t* out,
                          size_t out_size) {
   return guard([&] {
-    streams().check(stream, "stream");
-    if (!models().contains(stream->model) || (stream->avatar && !avatars().contains(stream->avatar))) {
+    const auto held = streams().get(stream, "stream");
+    const auto held_model = held->model.lock();
+    const auto held_avatar = held->avatar.lock();
+    if (!held_model || (held->has_avatar && !held_avatar)) {
       invalid("this stream's model or avatar was destroyed; destroy the stream first");
     }
     const int c = enum_value(coords);
     if (c != TH_COORDS_NORMALISED && c != TH_COORDS_PIXELS) invalid("unknown coords " + std::to_string(c));
-    stream->core->push(landmarks, c == TH_COORDS_PIXELS, timestamp, out, out_size);
+    held->core->push(landmarks, c == TH_COORDS_PIXELS, timestamp, out, out_size);
   });
 }
 
 th_status th_stream_reset(th_stream* stream) {
   return guard([&] {
-    streams().check(stream, "stream");
-    stream->core->reset();
+    streams().get(stream, "stream")->core->reset();
   });
 }
 
 th_status th_stream_get_stats(const th_stream* stream, int64_t* pushed, int64_t* rendered, int64_t* failed) {
   return guard([&] {
-    streams().check(stream, "stream");
-    const th::StreamStats& st = stream->core->stats();
+    const auto held = streams().get(stream, "stream");
+    const th::StreamStats& st = held->core->stats();
     if (pushed) *pushed = st.pushed;
     if (rendered) *rendered = st.rendered;
     if (failed) *failed = st.failed;
@@ -401,9 +425,9 @@ th_status th_stream_get_stats(const th_stream* stream, int64_t* pushed, int64_t*
 
 th_status th_crop_from_landmarks(const th_model* model, const float* landmarks_px, double out_crop[3]) {
   return guard([&] {
-    models().check(model, "model");
+    const auto held = models().get(model, "model");
     if (!landmarks_px || !out_crop) invalid("landmarks_px and out_crop must not be NULL");
-    th::Crop c = th::crop_from_landmarks(landmarks_px, model->core->crop_rule());
+    th::Crop c = th::crop_from_landmarks(landmarks_px, held->core->crop_rule());
     out_crop[0] = c.cx;
     out_crop[1] = c.cy;
     out_crop[2] = c.size;

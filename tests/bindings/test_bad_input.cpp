@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -152,6 +153,7 @@ TEST_CASE("bad input table: each wrong call gets its status and a message naming
       {"stats of a destroyed stream", TH_ERROR_INVALID_ARGUMENT, "not a live th_stream", [&] { return th_stream_get_stats(dead_stream, nullptr, nullptr, nullptr); }},
       {"controls of a destroyed stream", TH_ERROR_INVALID_ARGUMENT, "not a live th_stream", [&] { return th_stream_set_controls(dead_stream, nullptr); }},
       {"push to a stream whose model was destroyed", TH_ERROR_INVALID_ARGUMENT, "was destroyed", [&] { return th_stream_push(orphan, one.data(), TH_COORDS_NORMALISED, 0.0, out.data(), frame); }},
+      {"an avatar handle passed as a model", TH_ERROR_INVALID_ARGUMENT, "not a live th_model", [&] { return th_render(reinterpret_cast<th_model*>(a), a, one.data(), 1, nullptr, out.data(), out.size()); }},
       {"crop_from_landmarks with a destroyed model", TH_ERROR_INVALID_ARGUMENT, "not a live th_model", [&] { double c[3]; return th_crop_from_landmarks(dead_model, shot_lm.data(), c); }},
       // images: the buffer length, sizes and strides
       {"image size 0", TH_ERROR_SIZE_MISMATCH, "buffer holds 0", [&] { return create_with(image([](th_image& i) { i.size = 0; })); }},
@@ -236,6 +238,30 @@ TEST_CASE("bad input table: each wrong call gets its status and a message naming
     th_stream_destroy(dead_stream);
     CHECK(warnings.count == before + 3);
     CHECK(warnings.last.find("destroyed twice") != std::string::npos);
+  }
+  SUBCASE("handles are never reused: destroyed ones stay refused however many new ones are made") {
+    // The allocator reuses freed memory at once (Windows' heap did, under Wine in CI), so a handle
+    // that was an address would name a new object; serial handles cannot.
+    std::set<const void*> seen{dead_model, dead_avatar, dead_stream, gone, orphan, live_stream, m, a};
+    for (int i = 0; i < 100; ++i) {
+      th_stream* s = nullptr;
+      th_avatar* x = nullptr;
+      REQUIRE(th_stream_create(m, a, nullptr, &s) == TH_OK);
+      REQUIRE(th_avatar_create(m, &good, shot_lm.data(), 1, &x) == TH_OK);
+      CHECK(seen.insert(s).second);
+      CHECK(seen.insert(x).second);
+      th_stream_destroy(s);
+      th_avatar_destroy(x);
+    }
+    th_model* fresh = load_model();
+    CHECK(seen.insert(fresh).second);
+    CHECK(th_stream_reset(dead_stream) == TH_ERROR_INVALID_ARGUMENT);
+    CHECK(th_avatar_get_identity(dead_avatar, id.data(), dim) == TH_ERROR_INVALID_ARGUMENT);
+    CHECK(th_model_get_info(dead_model, &info) == TH_ERROR_INVALID_ARGUMENT);
+    // A stream whose model is gone stays refused after a new model is loaded.
+    CHECK(th_stream_push(orphan, one.data(), TH_COORDS_NORMALISED, 0.0, out.data(), frame) == TH_ERROR_INVALID_ARGUMENT);
+    CHECK(std::string(th_last_error()).find("was destroyed") != std::string::npos);
+    th_model_destroy(fresh);
   }
   SUBCASE("100000 intra-op threads load at once with the machine's cores and a warning") {
     const int before = warnings.count;
