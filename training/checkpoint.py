@@ -55,11 +55,13 @@ class CheckpointState:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def build_models(config: Config, num_videos: int) -> Models:
-    """Fresh modules for a config: the family's generator; a discriminator for the adain family."""
+def build_models(config: Config, num_videos: int, *, discriminator: bool | None = None) -> Models:
+    """Fresh modules for a config: the family's generator and, for the adain family or a warp config
+    with adversarial weights (``discriminator`` overrides), a discriminator."""
     net = config.net
     if net.family == "warp":
-        return Models(config, Embedder(net), WarpGenerator(net), None)
+        with_d = config.loss.adversarial if discriminator is None else discriminator
+        return Models(config, Embedder(net), WarpGenerator(net), Discriminator(net, max(num_videos, 1)) if with_d else None)
     return Models(config, Embedder(net), Generator(net), Discriminator(net, max(num_videos, 1)))
 
 
@@ -164,11 +166,15 @@ def load_checkpoint(path: Path, config: Config | None = None, *,
                             kind=meta.get("kind", "meta"), extra=json.loads(meta.get("extra", "{}")))
     with safe_open(str(path), framework="pt") as f:
         tensors = {k: f.get_tensor(k) for k in f.keys()}
-    num_videos = tensors["discriminator.W"].shape[0] if "discriminator.W" in tensors else max(len(videos), 1)
-    models = build_models(cfg, num_videos)
+    has_d = "discriminator.W" in tensors
+    num_videos = tensors["discriminator.W"].shape[0] if has_d else max(len(videos), 1)
+    # A warp checkpoint holds a discriminator only if it trained with one; training from one that did
+    # not (--init) with an adversarial config starts a fresh discriminator.
+    with_d = None if cfg.net.family != "warp" else has_d or (for_training and cfg.loss.adversarial)
+    models = build_models(cfg, num_videos, discriminator=with_d)
     for prefix, module in (("embedder", models.embedder), ("generator", models.generator),
                            ("discriminator", models.discriminator)):
-        if module is not None:
+        if module is not None and (prefix != "discriminator" or has_d or cfg.net.family != "warp"):
             _load_module(path, module, tensors, prefix)
     if for_training and any(k.startswith(TRAIN_PREFIX) for k in tensors):
         models.averaged = Averaged.copy_of(models.embedder, models.generator)

@@ -139,6 +139,11 @@ class LossConfig:
     w_match: float = 80.0
     w_gradient: float = 0.0  # L1 of image gradients (finite differences): punishes blur (warp family)
 
+    @property
+    def adversarial(self) -> bool:
+        """Whether training needs a discriminator (always for the adain family; warp: when weighted)."""
+        return self.w_adv > 0 or self.w_fm > 0
+
     def validate(self) -> None:
         if self.content_backbone == "vgg19" and not self.content_weights_file:
             raise ConfigError("content_backbone 'vgg19' needs loss.content_weights_file (a state dict)")
@@ -272,6 +277,11 @@ def warp_config() -> Config:
     config.train.sample_every = 100
     config.train.checkpoint_every = 100
     config.loss.w_gradient = 10.0
+    # No adversary by default; a config with w_adv or w_fm > 0 (training/configs/warp_adversarial.json)
+    # trains beside lite's projection discriminator (training/warp_learning.py).
+    config.loss.w_adv = 0.0
+    config.loss.w_fm = 0.0
+    config.train.d_steps = 1
     config.net.warp.synth_residual = True  # synth = warp + correction: untrained, still the warp at any mask
     config.net.warp.mask_bias = 0.0  # so the mask starts where the sigmoid has slope (0.25)
     return config
@@ -284,6 +294,7 @@ def tiny_warp_config() -> Config:
     config.net.family = "warp"
     config.net.warp = WarpConfig(prior_grid=16, net_grid=16, synth_grid=32, flow_width=4, synth_width=4,
                                  reference_cap=4, synth_residual=True, mask_bias=0.0)
+    config.loss.w_adv = config.loss.w_fm = 0.0  # as the warp preset: no adversary unless weighted
     return config
 
 

@@ -90,8 +90,8 @@ def train(config: Config, opts: RunOptions) -> Path:
         if opts.init_embedder is not None:
             state.extra["embedder_from"] = {"path": str(opts.init_embedder),
                                             "step": load_embedder(opts.init_embedder, models)}
-    if state.videos and state.videos != dataset.names and models.discriminator is not None:
-        if opts.resume:
+    if models.discriminator is not None and state.videos != dataset.names:
+        if opts.resume and state.videos:
             raise TrainingError("the dataset's videos differ from the checkpoint's (W_i are per video); "
                                 f"checkpoint has {len(state.videos)}, data has {len(dataset)}")
         remap_video_vectors(models.discriminator, state.videos, dataset.names)

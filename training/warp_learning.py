@@ -4,7 +4,10 @@ Per episode: the target frame is rendered from its landmarks and a random number
 shots (1..K, so one model serves any K), with the identity from the embedder (frozen: the warp family
 reuses the lite model's embedder, so a warp package ships the same embedder graph). Losses: the
 content loss (multi-scale L1 + EfficientNet-Lite0 features) plus an L1 on image gradients, which
-punishes the blur that blending shots drifts into. No discriminator.
+punishes the blur that blending shots drifts into. With ``loss.w_adv`` or ``loss.w_fm`` above zero
+(training/configs/warp_adversarial.json) the paper's projection discriminator (lite's, conditioned
+on the target's landmarks and a vector per training video) adds its hinge loss and feature matching,
+and takes ``train.d_steps`` steps of its own per generator step; otherwise there is no discriminator.
 """
 from __future__ import annotations
 
@@ -15,9 +18,9 @@ from .averaging import Averaged
 from .checkpoint import Models
 from .config import Config
 from .errors import TrainingError
-from .losses import ContentLoss
+from .losses import ContentLoss, adversarial_g_loss, feature_matching_loss, hinge_d_loss
 from .meta_learning import StepResult, embed_episode
-from .precision import autocast
+from .precision import autocast, no_gradients
 
 
 IDENTITY_SHOTS = 2  # the frozen embedder's cost per step; the identity only conditions the synthesis branch
@@ -48,6 +51,11 @@ class WarpLearner:
         self.G = models.generator.to(device)
         self.content = ContentLoss(config.loss).to(device)
         self.opt_g = torch.optim.Adam(models.generator.parameters(), lr=t.lr_gen, betas=t.betas)
+        self.D = models.discriminator.to(device) if models.discriminator is not None else None
+        if self.D is not None and not config.loss.adversarial:
+            raise TrainingError("this checkpoint trained with a discriminator: train it with a config whose "
+                                "loss.w_adv or loss.w_fm is above zero")
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_disc, betas=t.betas) if self.D is not None else None
         if t.ema_decay == 0:
             models.averaged = None
         elif models.averaged is None:
@@ -58,14 +66,14 @@ class WarpLearner:
 
     @property
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"gen": self.opt_g}
+        return {"gen": self.opt_g, "disc": self.opt_d} if self.opt_d is not None else {"gen": self.opt_g}
 
     def step(self, batch: dict[str, torch.Tensor]) -> StepResult:
         t, w = self.config.train, self.config.loss
         batch = {k: v.to(self.device) for k, v in batch.items()}
         k = shots_for_step(self.step_index, batch["shots_image"].shape[1])
         shots, shots_lm = batch["shots_image"][:, :k], batch["shots_landmarks"][:, :k]
-        real, lm = batch["target_image"], batch["target_landmarks"]
+        real, lm, vid = batch["target_image"], batch["target_landmarks"], batch["video_index"]
         self.G.train()
         with torch.no_grad(), autocast(self.device, t.precision):  # identity from <= 2 shots: the embedder is
             identity = embed_episode(self.E, shots[:, :IDENTITY_SHOTS], shots_lm[:, :IDENTITY_SHOTS]).float()
@@ -75,16 +83,52 @@ class WarpLearner:
             l_content = self.content(fake, real).float()
         l_grad = gradient_l1(fake, real)
         loss = l_content + w.w_gradient * l_grad
+        extra: dict[str, float] = {}
         self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
+        with no_gradients(self.D.parameters() if self.D is not None else []):  # its own step follows
+            if self.D is not None:
+                l_adv, l_fm = self._adversarial_terms(fake, real, lm, vid)
+                loss = loss + w.w_adv * l_adv + w.w_fm * l_fm
+                extra = {"adv": float(l_adv.detach()), "fm": float(l_fm.detach())}
+            loss.backward()
         self.opt_g.step()
         if self.models.averaged is not None:
             self.models.averaged.update(self.models.embedder, self.models.generator, t.ema_decay)
+        if self.D is not None:
+            extra.update(self._discriminator_steps(fake.detach(), real, lm, vid))
         self.step_index += 1
         with torch.no_grad():
             l1 = torch.mean(torch.abs(fake - real))
             mask = out["mask"].mean() if "mask" in out else torch.ones(())
         losses = {"loss_g": float(loss.detach()), "content": float(l_content.detach()), "grad": float(l_grad.detach()),
-                  "l1": float(l1),
+                  "l1": float(l1), **extra,
                   "mask": float(mask), "shots": float(k), "tau": float(self.models.generator.log_tau.detach().exp())}
         return StepResult(losses, fake.detach(), real.detach(), shots[:, 0].detach())
+
+    def _adversarial_terms(self, fake: torch.Tensor, real: torch.Tensor, lm: torch.Tensor,
+                           vid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The generator's hinge term and feature matching against the real frame's D features."""
+        self.D.train()
+        with autocast(self.device, self.config.train.precision):
+            fake_score, fake_feats = self.D(fake, lm, vid)
+            with torch.no_grad():
+                _, real_feats = self.D(real, lm, vid)
+        l_adv = adversarial_g_loss(fake_score.float())
+        l_fm = feature_matching_loss([f.float() for f in fake_feats], [f.float() for f in real_feats])
+        return l_adv, l_fm
+
+    def _discriminator_steps(self, fake: torch.Tensor, real: torch.Tensor, lm: torch.Tensor,
+                             vid: torch.Tensor) -> dict[str, float]:
+        """``train.d_steps`` hinge updates of the discriminator on this step's real and fake frames."""
+        out = {"loss_d": 0.0, "d_real": 0.0, "d_fake": 0.0}
+        for _ in range(self.config.train.d_steps):
+            with autocast(self.device, self.config.train.precision):
+                real_score, _ = self.D(real, lm, vid)
+                fake_score, _ = self.D(fake, lm, vid)
+            l_d = hinge_d_loss(real_score.float(), fake_score.float())
+            self.opt_d.zero_grad(set_to_none=True)
+            l_d.backward()
+            self.opt_d.step()
+            out = {"loss_d": float(l_d.detach()), "d_real": float(real_score.float().mean().detach()),
+                   "d_fake": float(fake_score.float().mean().detach())}
+        return out

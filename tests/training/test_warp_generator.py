@@ -160,3 +160,40 @@ def test_converting_the_first_design_to_residual_synthesis_keeps_the_frame_and_f
     assert float((new["image"] - old["image"]).abs().max()) <= 1.0 - float(torch.sigmoid(torch.tensor(6.0))) + 1e-4
     assert abs(float(new["mask"].mean()) - 0.5) < 1e-6
     assert new_grad > 50 * old_grad > 0
+
+
+def test_adversarial_warp_training_starts_a_discriminator_beside_a_checkpoint_without_one(synthetic, tmp_path) -> None:
+    """--init from a warp checkpoint trained without an adversary, with w_adv / w_fm above zero: a fresh
+    discriminator trains beside it (its weights move, its losses are logged), the checkpoint then
+    holds it and resumes with it, the exported weights load without a config, and the plain warp
+    config refuses that checkpoint instead of silently dropping its discriminator."""
+    from training.checkpoint import CheckpointState, build_models, load_checkpoint, save_checkpoint
+    from training.errors import TrainingError
+    from training.run_dir import METRICS, read_metrics
+    from training.train import RunOptions, train
+
+    plain = tiny_warp_config()
+    plain.train.k_shots, plain.train.batch_size, plain.train.log_every = 2, 1, 1
+    assert not plain.loss.adversarial
+    start = tmp_path / "plain.safetensors"
+    save_checkpoint(start, build_models(plain.validate(), 3), CheckpointState(step=10))
+    adv = tiny_warp_config()
+    adv.train.k_shots, adv.train.batch_size, adv.train.log_every, adv.train.steps = 2, 1, 1, 12
+    adv.loss.w_adv, adv.loss.w_fm = 1.0, 10.0
+    ckpt = train(adv.validate(), RunOptions(data=[synthetic], out=tmp_path / "adv", init=start, quiet=True))
+    fresh = build_models(adv, 3).discriminator
+    models, state = load_checkpoint(ckpt)
+    assert state.step == 12 and models.discriminator is not None
+    assert models.discriminator.state_dict().keys() == fresh.state_dict().keys()
+    rows = read_metrics(tmp_path / "adv" / METRICS)
+    assert len(rows) == 2 and all({"adv", "fm", "loss_d", "d_real", "d_fake"} <= set(r) for r in rows)
+    assert all(np.isfinite([float(r["adv"]), float(r["fm"]), float(r["loss_d"])]).all() for r in rows)
+    adv.train.steps = 13
+    resumed = train(adv.validate(), RunOptions(data=[synthetic], out=tmp_path / "adv", resume=True, quiet=True))
+    again, _ = load_checkpoint(resumed)
+    moved = [not torch.equal(a, b) for a, b in zip(models.discriminator.state_dict().values(),
+                                                     again.discriminator.state_dict().values())]
+    assert any(moved)
+    plain.train.steps = 14
+    with pytest.raises(TrainingError, match="discriminator"):
+        train(plain.validate(), RunOptions(data=[synthetic], out=tmp_path / "plain", init=resumed, quiet=True))
