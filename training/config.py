@@ -182,6 +182,9 @@ class TrainConfig:
     # "auto": bf16 where the CPU has native bf16 (AVX512_BF16 or AMX) or on a GPU, else fp32.
     precision: Literal["fp32", "bf16", "auto"] = "fp32"
     channels_last: bool = False
+    # Warp family: the episode's shots at this multiple of the output side (data prepared at
+    # net.resolution x this), as a package exported with --reference-scale renders from them.
+    reference_scale: int = 1
 
     def validate(self) -> None:
         if not 1 <= self.k_shots <= 32:
@@ -194,6 +197,8 @@ class TrainConfig:
             raise ConfigError(f"train.precision must be one of {PRECISIONS}, got {self.precision!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.reference_scale not in (1, 2, 3, 4):
+            raise ConfigError(f"train.reference_scale must be 1..4, got {self.reference_scale}")
 
 
 @dataclass
@@ -209,6 +214,8 @@ class Config:
         self.net.validate()
         self.loss.validate()
         self.train.validate()
+        if self.train.reference_scale != 1 and self.net.family != "warp":
+            raise ConfigError("train.reference_scale is for the warp family (its generator reads the shots)")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from .augment import Augmentation
@@ -67,15 +68,23 @@ class EpisodeDataset:
     Args:
         roots: prepared dataset folders.
         k_shots: frames per identity estimate (K).
-        resolution: expected frame size; a mismatch is an error.
+        resolution: the model's frame size; frames of another size are an error.
+        reference_scale: the shots stay at this multiple of ``resolution`` (frames prepared at
+            ``resolution x reference_scale``) and the target is box-filtered down to ``resolution``,
+            as a warp package exported with ``--reference-scale`` keeps its shots (so training sees
+            the shots that inference samples from).
         min_frames: videos with 1 < frames < min_frames raise (or are skipped with skip_short).
         holdout: video names left out (evaluation clips).
     """
 
     def __init__(self, roots: list[Path], k_shots: int, resolution: int, *, augmentation: Augmentation | None = None,
-                 min_frames: int | None = None, skip_short: bool = False, holdout: tuple[str, ...] = ()) -> None:
+                 min_frames: int | None = None, skip_short: bool = False, holdout: tuple[str, ...] = (),
+                 reference_scale: int = 1) -> None:
+        if reference_scale < 1:
+            raise DatasetError(f"reference_scale must be >= 1, got {reference_scale}")
         self.k_shots = k_shots
         self.resolution = resolution
+        self.reference_scale = reference_scale
         self.augmentation = augmentation or Augmentation(flip_prob=0.0, color_jitter=0.0)
         need = min_frames if min_frames is not None else k_shots + 1
         items, self.skipped = [], []
@@ -116,9 +125,10 @@ class EpisodeDataset:
                 arr = np.asarray(im.convert("RGB"))
         except (OSError, ValueError) as exc:
             raise DatasetError(f"cannot read frame {path}: {exc}") from exc
-        if arr.shape[:2] != (self.resolution, self.resolution):
+        side = self.resolution * self.reference_scale
+        if arr.shape[:2] != (side, side):
             raise DatasetError(f"{path} is {arr.shape[1]}x{arr.shape[0]}, the model needs "
-                               f"{self.resolution}x{self.resolution}: prepare with --resolution {self.resolution}")
+                               f"{side}x{side}: prepare with --resolution {side}")
         return arr
 
     def episode(self, video: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
@@ -134,8 +144,11 @@ class EpisodeDataset:
         images = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         lms = torch.from_numpy(landmarks)
         images, lms = self.augmentation(images, lms, rng, mirror_target=(n == 1))
+        target = images[k]
+        if self.reference_scale > 1:  # a box filter: the crop rule's prefilter when it samples down
+            target = F.avg_pool2d(target[None], self.reference_scale)[0]
         return {"shots_image": images[:k], "shots_landmarks": lms[:k],
-                "target_image": images[k], "target_landmarks": lms[k],
+                "target_image": target, "target_landmarks": lms[k],
                 "video_index": torch.tensor(video)}
 
     def batch(self, seed: int, step: int, batch_size: int, rank: int = 0) -> dict[str, torch.Tensor]:

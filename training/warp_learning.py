@@ -34,6 +34,16 @@ def gradient_l1(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     return 0.5 * (F.l1_loss(fx, rx) + F.l1_loss(fy, ry))
 
 
+def at_output_size(shots: torch.Tensor, side: int) -> torch.Tensor:
+    """Shots [B,K,3,S,S] box-filtered to ``side`` (S a multiple of it): the embedder reads crops at
+    the output size, as the SDK gives it (the generator reads the larger shots themselves)."""
+    s = shots.shape[-1]
+    if s == side:
+        return shots
+    b, k = shots.shape[:2]
+    return F.avg_pool2d(shots.reshape(b * k, *shots.shape[2:]), s // side).reshape(b, k, 3, side, side)
+
+
 def shots_for_step(step: int, k_max: int) -> int:
     """How many of the episode's shots step ``step`` uses: cycles 1..k_max (deterministic: resumable)."""
     return 1 + step % k_max
@@ -76,7 +86,8 @@ class WarpLearner:
         real, lm, vid = batch["target_image"], batch["target_landmarks"], batch["video_index"]
         self.G.train()
         with torch.no_grad(), autocast(self.device, t.precision):  # identity from <= 2 shots: the embedder is
-            identity = embed_episode(self.E, shots[:, :IDENTITY_SHOTS], shots_lm[:, :IDENTITY_SHOTS]).float()
+            identity = embed_episode(self.E, at_output_size(shots[:, :IDENTITY_SHOTS], real.shape[-1]),
+                                     shots_lm[:, :IDENTITY_SHOTS]).float()
         with autocast(self.device, t.precision):
             out = self.G.render(lm, identity, shots, shots_lm)
             fake = out["image"].float()
@@ -103,7 +114,7 @@ class WarpLearner:
         losses = {"loss_g": float(loss.detach()), "content": float(l_content.detach()), "grad": float(l_grad.detach()),
                   "l1": float(l1), **extra,
                   "mask": float(mask), "shots": float(k), "tau": float(self.models.generator.log_tau.detach().exp())}
-        return StepResult(losses, fake.detach(), real.detach(), shots[:, 0].detach())
+        return StepResult(losses, fake.detach(), real.detach(), at_output_size(shots[:, :1], real.shape[-1])[:, 0].detach())
 
     def _adversarial_terms(self, fake: torch.Tensor, real: torch.Tensor, lm: torch.Tensor,
                            vid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -197,3 +197,36 @@ def test_adversarial_warp_training_starts_a_discriminator_beside_a_checkpoint_wi
     plain.train.steps = 14
     with pytest.raises(TrainingError, match="discriminator"):
         train(plain.validate(), RunOptions(data=[synthetic], out=tmp_path / "plain", init=resumed, quiet=True))
+
+
+def test_training_with_shots_at_twice_the_output_side(tmp_path) -> None:
+    """train.reference_scale 2: episodes keep the shots at 2x (as a package exported with
+    --reference-scale 2 renders from them) and box-filter the target to the output side; the warp
+    generator trains on them; data at the wrong size and the adain family are refused by name."""
+    import torch.nn.functional as F
+
+    from training.config import tiny_config
+    from training.dataset import EpisodeDataset
+    from training.errors import ConfigError, DatasetError
+    from training.train import RunOptions, train
+
+    from .synthetic import make_prepared_dataset
+
+    data = make_prepared_dataset(tmp_path / "data", videos=2, frames=6, resolution=128)
+    ds = EpisodeDataset([data], 2, 64, reference_scale=2)
+    b = ds.batch(0, 0, 1)
+    assert b["shots_image"].shape[-2:] == (128, 128) and b["target_image"].shape[-2:] == (64, 64)
+    plain = EpisodeDataset([data], 2, 128).batch(0, 0, 1)  # same draw, no augmentation in either
+    assert torch.allclose(b["target_image"], F.avg_pool2d(plain["target_image"], 2), atol=1e-6)
+    assert torch.equal(b["shots_image"], plain["shots_image"])
+    with pytest.raises(DatasetError, match="prepare with --resolution 256"):
+        EpisodeDataset([data], 2, 128, reference_scale=2).batch(0, 0, 1)
+    cfg = tiny_warp_config()
+    cfg.train.k_shots, cfg.train.batch_size, cfg.train.steps, cfg.train.reference_scale = 2, 1, 2, 2
+    models, _ = __import__("training.checkpoint", fromlist=["load_checkpoint"]).load_checkpoint(
+        train(cfg.validate(), RunOptions(data=[data], out=tmp_path / "run", quiet=True)))
+    assert models.config.train.reference_scale == 2
+    adain = tiny_config()
+    adain.train.reference_scale = 2
+    with pytest.raises(ConfigError, match="warp family"):
+        adain.validate()
