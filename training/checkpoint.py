@@ -39,7 +39,7 @@ class Models:
     config: Config
     embedder: Embedder
     generator: Generator | WarpGenerator
-    discriminator: Discriminator | None  # None for the warp family (trained without one)
+    discriminator: Discriminator | None  # None for a warp model trained without an adversary
     psi: torch.Tensor | None = None  # personalised AdaIN parameters [1, P]
     averaged: Averaged | None = None  # EMA of embedder + generator (what ships), while training with one
 
