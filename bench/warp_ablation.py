@@ -40,6 +40,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--shots", type=int, nargs="+", default=[1, 8])
     p.add_argument("--targets", type=int, default=20)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--reference-scale", type=int, default=1, choices=(1, 2, 3, 4),
+                   help="the shots at this multiple of the output side, as export's option (the bundled "
+                        "model: 2)")
     return p.parse_args(argv)
 
 
@@ -47,7 +50,8 @@ def run_stage(args: argparse.Namespace, stages: tuple[str, ...], packages: Path,
     """Export the checkpoint with ``stages`` and score it; returns quality's results.json."""
     name = stages[-1]
     package = packages / name
-    export_checkpoint(args.checkpoint, package, ExportOptions(stages=stages, overwrite=True))
+    export_checkpoint(args.checkpoint, package, ExportOptions(stages=stages, overwrite=True,
+                                                              reference_scale=args.reference_scale))
     out = args.out / name
     argv = ["--clips", str(args.clips), "--names-file", str(args.names_file), "--model", str(package),
             "--out", str(out), "--shots", *map(str, args.shots), "--targets", str(args.targets),
@@ -77,12 +81,13 @@ def main(argv: list[str] | None = None) -> int:
           f"bench/quality.py's protocol on {first.get('clips_evaluated', '?')} held-out clip(s) "
           f"({args.names_file}), {args.targets} targets each, feed-forward; each row exports the checkpoint "
           "with the learned stages up to it (the rest are the identity: no flow correction, landmark-distance "
-          "blending, no synthesis). Sharpness: Laplacian variance of the output over the real crop's (1 = as "
+          f"blending, no synthesis); shots at {args.reference_scale}x the output side. Sharpness: Laplacian variance of the output over the real crop's (1 = as "
           f"sharp as the real frame). {cpu}.", "",
           quality.markdown_table(rows, TABLE_METRICS, None)]
     (args.out / "ablation.md").write_text("\n".join(md) + "\n")
     (args.out / "ablation.json").write_text(json.dumps({"checkpoint": str(args.checkpoint), "cpu": cpu,
-                                                        "rows": rows}, indent=1))
+                                                        "reference_scale": args.reference_scale, "rows": rows},
+                                                       indent=1))
     print("\n".join(md))
     return 0
 
