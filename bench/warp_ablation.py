@@ -24,6 +24,7 @@ if str(REPO) not in sys.path:
 
 from bench import quality  # noqa: E402
 from export import ExportOptions, export_checkpoint  # noqa: E402
+from training.config import REFERENCE_SCALES  # noqa: E402
 from training.networks.warp_generator import STAGES  # noqa: E402
 
 TABLE_METRICS = ("ssim", "psnr", "lmk_err", "csim", "sharpness", "mouth_ssim", "mouth_n", "flicker")
@@ -40,7 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--shots", type=int, nargs="+", default=[1, 8])
     p.add_argument("--targets", type=int, default=20)
     p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--reference-scale", type=int, default=1, choices=(1, 2, 3, 4),
+    p.add_argument("--reference-scale", type=int, default=1, choices=REFERENCE_SCALES,
                    help="the shots at this multiple of the output side, as export's option (the bundled "
                         "model: 2)")
     return p.parse_args(argv)

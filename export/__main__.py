@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 from .errors import ExportError
+from training.config import REFERENCE_SCALES
+
 from .exporter import VARIANTS, ExportOptions, export_checkpoint
 from .onnx_export import DEFAULT_OPSET
 
@@ -51,7 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--stages", type=lambda t: tuple(x.strip() for x in t.split(",") if x.strip()), default=None,
                    help="warp family only, for the ablation table: export the generator with these learned stages "
                         "(a prefix of prior,flow,blend,synthesis); the package is named talkinghead-warp-<last stage>")
-    p.add_argument("--reference-scale", type=int, default=1, choices=(1, 2, 3, 4),
+    p.add_argument("--reference-scale", type=int, default=1, choices=REFERENCE_SCALES,
                    help="warp family: keep the avatar's reference shots at this multiple of the output resolution, "
                         "so the warp samples real pixels down once (default 1)")
     p.add_argument("--keep-grid-sample", action="store_true",

@@ -35,6 +35,7 @@ from talkinghead.manifest import expected_io
 from talkinghead.package import ModelPackage
 
 from training.checkpoint import load_checkpoint
+from training.config import REFERENCE_SCALES
 from training.errors import CheckpointError
 from training.networks.generator import PersonalisedGenerator
 from training.networks.warp_generator import STAGES, SharedReferences
@@ -108,8 +109,8 @@ class ExportOptions:
             raise ExportError(f"unknown variant(s) {unknown}; choose from {sorted(VARIANTS)}")
         if len(set(self.variants)) != len(self.variants):
             raise ExportError(f"variants listed twice: {list(self.variants)}")
-        if self.reference_scale not in (1, 2, 3, 4):
-            raise ExportError(f"reference_scale must be 1, 2, 3 or 4, got {self.reference_scale}")
+        if self.reference_scale not in REFERENCE_SCALES:
+            raise ExportError(f"reference_scale must be one of {REFERENCE_SCALES}, got {self.reference_scale}")
         if not 13 <= self.opset <= 20:
             raise ExportError(f"opset must be in 13..20 (QDQ per-channel needs 13), got {self.opset}")
         if not 1 <= self.samples <= 256:

@@ -23,6 +23,7 @@ from pathlib import Path
 from export import ExportError, export_checkpoint
 
 from training.checkpoint import load_checkpoint, save_checkpoint
+from training.config import REFERENCE_SCALES
 from training.dataset import read_name_list
 from .default_avatar import DEFAULT_PORTRAIT, add_to_package, from_portrait, mean_identity
 from training.errors import TrainingError
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="videos left out of the default avatar (default: training/holdout.txt when present)")
     p.add_argument("--dest", type=Path, default=DEFAULT_PACKAGE)
     p.add_argument("--compact", type=Path, help="also write the fp16 weights-only checkpoint here")
-    p.add_argument("--reference-scale", type=int, default=1, choices=(1, 2, 3, 4),
+    p.add_argument("--reference-scale", type=int, default=1, choices=REFERENCE_SCALES,
                    help="warp family: the avatar keeps its shots at this multiple of the output side (default 1)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -169,12 +169,13 @@ def load_checkpoint(path: Path, config: Config | None = None, *,
     has_d = "discriminator.W" in tensors
     num_videos = tensors["discriminator.W"].shape[0] if has_d else max(len(videos), 1)
     # A warp checkpoint holds a discriminator only if it trained with one; training from one that did
-    # not (--init) with an adversarial config starts a fresh discriminator.
-    with_d = None if cfg.net.family != "warp" else has_d or (for_training and cfg.loss.adversarial)
+    # not (--init) with an adversarial config starts a fresh discriminator (nothing to load into it).
+    fresh_d = cfg.net.family == "warp" and not has_d
+    with_d = (not fresh_d or (for_training and cfg.loss.adversarial)) if cfg.net.family == "warp" else None
     models = build_models(cfg, num_videos, discriminator=with_d)
     for prefix, module in (("embedder", models.embedder), ("generator", models.generator),
-                           ("discriminator", models.discriminator)):
-        if module is not None and (prefix != "discriminator" or has_d or cfg.net.family != "warp"):
+                           ("discriminator", None if fresh_d else models.discriminator)):
+        if module is not None:
             _load_module(path, module, tensors, prefix)
     if for_training and any(k.startswith(TRAIN_PREFIX) for k in tensors):
         models.averaged = Averaged.copy_of(models.embedder, models.generator)

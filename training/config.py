@@ -77,6 +77,8 @@ class WarpConfig:
 
 
 FAMILIES = ("adain", "warp")
+# The warp family's shots at this multiple of the output side (training, export, the package).
+REFERENCE_SCALES = (1, 2, 3, 4)
 
 
 @dataclass
@@ -197,8 +199,8 @@ class TrainConfig:
             raise ConfigError(f"train.precision must be one of {PRECISIONS}, got {self.precision!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.reference_scale not in (1, 2, 3, 4):
-            raise ConfigError(f"train.reference_scale must be 1..4, got {self.reference_scale}")
+        if self.reference_scale not in REFERENCE_SCALES:
+            raise ConfigError(f"train.reference_scale must be one of {REFERENCE_SCALES}, got {self.reference_scale}")
 
 
 @dataclass

@@ -62,6 +62,16 @@ def find_items(roots: list[Path]) -> list[VideoItem]:
     return items
 
 
+def box_filter_to(images: torch.Tensor, side: int) -> torch.Tensor:
+    """Images [..., 3, S, S] box-filtered down to ``side`` (S a multiple of it; the crop rule's
+    prefilter when it samples down); unchanged when S is ``side``."""
+    s = images.shape[-1]
+    if s == side:
+        return images
+    flat = images.reshape(-1, *images.shape[-3:])
+    return F.avg_pool2d(flat, s // side).reshape(*images.shape[:-2], side, side)
+
+
 class EpisodeDataset:
     """Samples meta-learning episodes deterministically from (seed, step, slot).
 
@@ -144,11 +154,8 @@ class EpisodeDataset:
         images = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         lms = torch.from_numpy(landmarks)
         images, lms = self.augmentation(images, lms, rng, mirror_target=(n == 1))
-        target = images[k]
-        if self.reference_scale > 1:  # a box filter: the crop rule's prefilter when it samples down
-            target = F.avg_pool2d(target[None], self.reference_scale)[0]
         return {"shots_image": images[:k], "shots_landmarks": lms[:k],
-                "target_image": target, "target_landmarks": lms[k],
+                "target_image": box_filter_to(images[k], self.resolution), "target_landmarks": lms[k],
                 "video_index": torch.tensor(video)}
 
     def batch(self, seed: int, step: int, batch_size: int, rank: int = 0) -> dict[str, torch.Tensor]:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from .averaging import Averaged
 from .checkpoint import Models
 from .config import Config
+from .dataset import box_filter_to
 from .errors import TrainingError
 from .losses import ContentLoss, adversarial_g_loss, feature_matching_loss, hinge_d_loss
 from .meta_learning import StepResult, embed_episode
@@ -32,16 +33,6 @@ def gradient_l1(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
     (fx, fy), (rx, ry) = grads(fake), grads(real)
     return 0.5 * (F.l1_loss(fx, rx) + F.l1_loss(fy, ry))
-
-
-def at_output_size(shots: torch.Tensor, side: int) -> torch.Tensor:
-    """Shots [B,K,3,S,S] box-filtered to ``side`` (S a multiple of it): the embedder reads crops at
-    the output size, as the SDK gives it (the generator reads the larger shots themselves)."""
-    s = shots.shape[-1]
-    if s == side:
-        return shots
-    b, k = shots.shape[:2]
-    return F.avg_pool2d(shots.reshape(b * k, *shots.shape[2:]), s // side).reshape(b, k, 3, side, side)
 
 
 def shots_for_step(step: int, k_max: int) -> int:
@@ -85,8 +76,9 @@ class WarpLearner:
         shots, shots_lm = batch["shots_image"][:, :k], batch["shots_landmarks"][:, :k]
         real, lm, vid = batch["target_image"], batch["target_landmarks"], batch["video_index"]
         self.G.train()
+        # The embedder reads the shots at the output size, as the SDK gives it; the generator the shots.
         with torch.no_grad(), autocast(self.device, t.precision):  # identity from <= 2 shots: the embedder is
-            identity = embed_episode(self.E, at_output_size(shots[:, :IDENTITY_SHOTS], real.shape[-1]),
+            identity = embed_episode(self.E, box_filter_to(shots[:, :IDENTITY_SHOTS], real.shape[-1]),
                                      shots_lm[:, :IDENTITY_SHOTS]).float()
         with autocast(self.device, t.precision):
             out = self.G.render(lm, identity, shots, shots_lm)
@@ -114,7 +106,7 @@ class WarpLearner:
         losses = {"loss_g": float(loss.detach()), "content": float(l_content.detach()), "grad": float(l_grad.detach()),
                   "l1": float(l1), **extra,
                   "mask": float(mask), "shots": float(k), "tau": float(self.models.generator.log_tau.detach().exp())}
-        return StepResult(losses, fake.detach(), real.detach(), at_output_size(shots[:, :1], real.shape[-1])[:, 0].detach())
+        return StepResult(losses, fake.detach(), real.detach(), box_filter_to(shots[:, 0], real.shape[-1]).detach())
 
     def _adversarial_terms(self, fake: torch.Tensor, real: torch.Tensor, lm: torch.Tensor,
                            vid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

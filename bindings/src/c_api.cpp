@@ -62,6 +62,12 @@ th_status guard(F&& body) {
 
 [[noreturn]] void invalid(const std::string& message) { throw th::Error(th::Code::InvalidArgument, message); }
 
+// Handle values: one counter for the three types (a value is never issued twice in a process).
+std::uintptr_t next_serial() {
+  static std::atomic<std::uintptr_t> serial{0};
+  return ++serial;
+}
+
 // The live handles of one type. A handle is not the object's address but a serial number that is
 // never issued twice in a process (shared by the three types, tagged in its low bits), so a handle
 // kept after its destroy is refused even when the allocator has reused that memory for a new object;
@@ -112,10 +118,6 @@ class Registry {
 
  private:
   static constexpr int kTagBits = 2;
-  static std::uintptr_t next_serial() {
-    static std::atomic<std::uintptr_t> serial{0};
-    return ++serial;
-  }
   const char* type_;
   const std::uintptr_t tag_;
   mutable std::mutex mu_;
