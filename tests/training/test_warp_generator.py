@@ -72,6 +72,39 @@ def test_untrained_generator_moves_the_shot_with_its_landmarks() -> None:
         3 * float((moved - shots[0, :, y0:y1, x0:x1]).abs().mean())
 
 
+def test_shots_larger_than_the_output_are_sampled_once_per_pixel_and_box_filtered() -> None:
+    """Shots at 2x the output: the warp samples them on a 2x grid and box-filters it down, so a
+    target in the shot's pose renders exactly the shot box-filtered (the crop rule's prefilter), and
+    a moved face stays so filtered: one bilinear sample per output pixel (supersample 1) reads only
+    some of the shot's pixels and aliases its fine detail."""
+    from training.dataset import box_filter_to
+
+    g = _generator()
+    r = g.resolution
+    assert g.supersampling(2 * r) == 2 and g.supersampling(r) == 1
+    base = torch.from_numpy(template_landmarks())
+    noise = torch.Generator().manual_seed(5)
+    shot = (torch.rand(1, 3, 2 * r, 2 * r, generator=noise) * 2 - 1)  # detail at the shot's own pixels
+    identity = torch.zeros(1, g.synthesiser.film.in_features)
+    with torch.no_grad():
+        still = g(base[None], identity, shot[None], base[None, None])
+    assert float((_interior(still[0]) - _interior(box_filter_to(shot[0], r))).abs().max()) <= MASK_LEAK + 1e-4
+    moved_lms = (base + torch.tensor([1.0 / (2 * r), 0.0]))[None]  # a quarter of an output pixel
+    # what a half-pixel move of the 2x shot, box-filtered, gives (integer-free: bilinear by 0.5 px)
+    half = 0.5 * (shot[0] + torch.roll(shot[0], 1, dims=-1))  # output x reads the shot at x - shift
+    expected = box_filter_to(half, r)
+    with torch.no_grad():
+        ours = g(moved_lms, identity, shot[None], base[None, None])
+        g.supersample = 1
+        aliased = g(moved_lms, identity, shot[None], base[None, None])
+    lo = ((base.min(0).values + 1) * r / 2).int() + 8
+    hi = ((base.max(0).values + 1) * r / 2).int() - 8
+    box = (slice(None), slice(int(lo[1]), int(hi[1])), slice(int(lo[0]), int(hi[0])))
+    err_ours = float((ours[0][box] - expected[box]).abs().mean())
+    err_aliased = float((aliased[0][box] - expected[box]).abs().mean())
+    assert err_ours <= 1e-3 < err_aliased / 10, (err_ours, err_aliased)
+
+
 @pytest.mark.parametrize("k", [1, 2, 5])
 def test_one_graph_serves_any_number_of_shots(k: int) -> None:
     g = _generator()

@@ -177,6 +177,7 @@ class WarpGenerator(nn.Module):
         self.register_buffer("net_pixels", pixel_centres(wc.net_grid).reshape(1, wc.net_grid, wc.net_grid, 2),
                              persistent=False)
         self.stages = STAGES  # what forward uses (the ablation switches later ones off)
+        self.supersample: int | None = None  # None: the shots' multiple of the output side
 
     def forward(self, landmarks: torch.Tensor, identity: torch.Tensor, shots_image: torch.Tensor,
                 shots_landmarks: torch.Tensor) -> torch.Tensor:
@@ -208,13 +209,17 @@ class WarpGenerator(nn.Module):
                 correction = wc.max_correction * torch.tanh(refined[:, :2])
             if "blend" in self.stages:
                 logits = logits + _up(refined[:, 2:3], r)
+        ss = self.supersampling(shots.shape[-1])
         with _fp32(prior):  # the prior at its own (finer) grid plus the correction, each upsampled once
-            field = _up(prior.float(), r) if wc.prior_grid != r else prior.float()
+            rs = r * ss
+            field = _up(prior.float(), rs) if wc.prior_grid != rs else prior.float()
             if correction is not None:
-                field = field + _up(correction.float(), r)
-            grid = field.permute(0, 2, 3, 1)  # [BM, R, R, 2]
+                field = field + _up(correction.float(), rs)
+            grid = field.permute(0, 2, 3, 1)  # [BM, R*ss, R*ss, 2]
             warped_m = F.grid_sample(shots.float(), grid, mode="bilinear", padding_mode="border",
                                      align_corners=False)
+            if ss > 1:  # one sample per shot pixel, box-filtered to the output: the crop rule's prefilter
+                warped_m = F.avg_pool2d(warped_m, ss)
         weights = torch.softmax(logits.expand(b * m, 1, r, r).reshape(b, m, 1, r, r), dim=1)
         warped_m = warped_m.reshape(b, m, 3, r, r)
         warped = (weights * warped_m).sum(1)  # [B, 3, R, R]
@@ -230,6 +235,14 @@ class WarpGenerator(nn.Module):
                 synth = (warped + synth).clamp(-1.0, 1.0)
             out.update(synth=synth, mask=mask, image=mask * warped + (1 - mask) * synth)
         return out
+
+    def supersampling(self, shot_side: int) -> int:
+        """Samples per output pixel along each axis when warping ``shot_side`` px shots: their
+        multiple of the output side (``self.supersample`` overrides it; 1 = one bilinear sample per
+        pixel, which aliases shots larger than the output)."""
+        if self.supersample is not None:
+            return self.supersample
+        return max(1, shot_side // self.resolution)
 
     def nearest_shots(self, landmarks: torch.Tensor, shots_image: torch.Tensor,
                       shots_landmarks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
