@@ -72,16 +72,16 @@ def test_untrained_generator_moves_the_shot_with_its_landmarks() -> None:
         3 * float((moved - shots[0, :, y0:y1, x0:x1]).abs().mean())
 
 
-def test_shots_larger_than_the_output_are_sampled_once_per_pixel_and_box_filtered() -> None:
-    """Shots at 2x the output: the warp samples them on a 2x grid and box-filters it down, so a
-    target in the shot's pose renders exactly the shot box-filtered (the crop rule's prefilter), and
-    a moved face stays so filtered: one bilinear sample per output pixel (supersample 1) reads only
-    some of the shot's pixels and aliases its fine detail."""
+def test_shots_larger_than_the_output_are_box_filtered_before_the_warp_samples_them() -> None:
+    """Shots at 2x the output: the warp box-filters them over an output pixel's footprint first, so
+    a target in the shot's pose renders exactly the shot box-filtered (the crop rule's prefilter),
+    and a face moved by a quarter pixel stays so filtered; without the prefilter one bilinear sample
+    per output pixel reads only some of the shot's pixels and aliases its fine detail."""
     from training.dataset import box_filter_to
 
     g = _generator()
     r = g.resolution
-    assert g.supersampling(2 * r) == 2 and g.supersampling(r) == 1
+    assert g.footprint(2 * r) == 2 and g.footprint(r) == 1
     base = torch.from_numpy(template_landmarks())
     noise = torch.Generator().manual_seed(5)
     shot = (torch.rand(1, 3, 2 * r, 2 * r, generator=noise) * 2 - 1)  # detail at the shot's own pixels
@@ -95,7 +95,7 @@ def test_shots_larger_than_the_output_are_sampled_once_per_pixel_and_box_filtere
     expected = box_filter_to(half, r)
     with torch.no_grad():
         ours = g(moved_lms, identity, shot[None], base[None, None])
-        g.supersample = 1
+        g.prefilter = 1
         aliased = g(moved_lms, identity, shot[None], base[None, None])
     lo = ((base.min(0).values + 1) * r / 2).int() + 8
     hi = ((base.max(0).values + 1) * r / 2).int() - 8

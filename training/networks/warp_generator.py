@@ -177,7 +177,7 @@ class WarpGenerator(nn.Module):
         self.register_buffer("net_pixels", pixel_centres(wc.net_grid).reshape(1, wc.net_grid, wc.net_grid, 2),
                              persistent=False)
         self.stages = STAGES  # what forward uses (the ablation switches later ones off)
-        self.supersample: int | None = None  # None: the shots' multiple of the output side
+        self.prefilter: int | None = None  # shot px per output px (None: the shots' multiple of the output)
 
     def forward(self, landmarks: torch.Tensor, identity: torch.Tensor, shots_image: torch.Tensor,
                 shots_landmarks: torch.Tensor) -> torch.Tensor:
@@ -209,17 +209,14 @@ class WarpGenerator(nn.Module):
                 correction = wc.max_correction * torch.tanh(refined[:, :2])
             if "blend" in self.stages:
                 logits = logits + _up(refined[:, 2:3], r)
-        ss = self.supersampling(shots.shape[-1])
         with _fp32(prior):  # the prior at its own (finer) grid plus the correction, each upsampled once
-            rs = r * ss
-            field = _up(prior.float(), rs) if wc.prior_grid != rs else prior.float()
+            field = _up(prior.float(), r) if wc.prior_grid != r else prior.float()
             if correction is not None:
-                field = field + _up(correction.float(), rs)
-            grid = field.permute(0, 2, 3, 1)  # [BM, R*ss, R*ss, 2]
-            warped_m = F.grid_sample(shots.float(), grid, mode="bilinear", padding_mode="border",
+                field = field + _up(correction.float(), r)
+            source, shift = self.prefiltered(shots.float())
+            grid = field.permute(0, 2, 3, 1) - shift  # [BM, R, R, 2]
+            warped_m = F.grid_sample(source, grid, mode="bilinear", padding_mode="border",
                                      align_corners=False)
-            if ss > 1:  # one sample per shot pixel, box-filtered to the output: the crop rule's prefilter
-                warped_m = F.avg_pool2d(warped_m, ss)
         weights = torch.softmax(logits.expand(b * m, 1, r, r).reshape(b, m, 1, r, r), dim=1)
         warped_m = warped_m.reshape(b, m, 3, r, r)
         warped = (weights * warped_m).sum(1)  # [B, 3, R, R]
@@ -236,13 +233,30 @@ class WarpGenerator(nn.Module):
             out.update(synth=synth, mask=mask, image=mask * warped + (1 - mask) * synth)
         return out
 
-    def supersampling(self, shot_side: int) -> int:
-        """Samples per output pixel along each axis when warping ``shot_side`` px shots: their
-        multiple of the output side (``self.supersample`` overrides it; 1 = one bilinear sample per
-        pixel, which aliases shots larger than the output)."""
-        if self.supersample is not None:
-            return self.supersample
+    def footprint(self, shot_side: int) -> int:
+        """Shot pixels per output pixel along each axis: the shots' multiple of the output side
+        (``self.prefilter`` overrides it; 1 = no prefilter, which aliases shots larger than the
+        output)."""
+        if self.prefilter is not None:
+            return self.prefilter
         return max(1, shot_side // self.resolution)
+
+    def prefiltered(self, shots: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """The shots box-filtered over one output pixel's footprint (n x n, stride 1), and the
+        shift of the sampling grid that centres the box on the sample point.
+
+        One bilinear sample per output pixel of a shot n times larger reads only a few of its
+        pixels (a pure decimation at some offsets): the warp aliases. Prefiltering first makes each
+        sample the mean of the n x n shot pixels around it (a box convolved with the bilinear tent,
+        as n x n bilinear samples averaged would give, at 1/n^2 of their cost): a target in a
+        shot's pose renders that shot box-filtered, as the crop rule samples down.
+        """
+        n = self.footprint(shots.shape[-1])
+        if n == 1:
+            return shots, 0.0
+        padded = F.pad(shots, (0, n - 1, 0, n - 1), mode="replicate")  # the border padding's edge
+        # box[i] = mean(shot[i .. i+n-1]) sits (n-1)/2 px right of pixel i: read it that much left
+        return F.avg_pool2d(padded, n, stride=1), (n - 1) / shots.shape[-1]
 
     def nearest_shots(self, landmarks: torch.Tensor, shots_image: torch.Tensor,
                       shots_landmarks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
