@@ -105,6 +105,15 @@ def _up(x: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
 
 
+def _thumbnail(x: torch.Tensor, size: int) -> torch.Tensor:
+    """``x`` box-filtered down to ``size`` when its side is a multiple of it (a bilinear resize that
+    far down reads 4 of every 64 pixels of a 512 px shot and aliases); otherwise resized."""
+    side = x.shape[-1]
+    if side > size and side % size == 0:
+        return F.avg_pool2d(x, side // size)
+    return _up(x, size)
+
+
 class FlowRefiner(nn.Module):
     """Per shot, at the net grid: [warped shot (3), target raster, prior offset (2)] -> (flow (2), confidence (1))."""
 
@@ -199,7 +208,7 @@ class WarpGenerator(nn.Module):
         logits = (-distance / self.log_tau.exp()).reshape(b * m, 1, 1, 1)
         correction = None  # the learned flow correction, at the net grid
         if "flow" in self.stages or "blend" in self.stages:
-            small = F.grid_sample(_up(shots, ng), prior_net.permute(0, 2, 3, 1), mode="bilinear",
+            small = F.grid_sample(_thumbnail(shots, ng), prior_net.permute(0, 2, 3, 1), mode="bilinear",
                                   padding_mode="border", align_corners=False)
             raster = self.net_raster(landmarks)  # [B, parts, ng, ng]
             raster = raster[:, None].expand(b, m, -1, -1, -1).reshape(b * m, -1, ng, ng)
