@@ -222,8 +222,10 @@ class WarpGenerator(nn.Module):
             field = _up(prior.float(), r) if wc.prior_grid != r else prior.float()
             if correction is not None:
                 field = field + _up(correction.float(), r)
-            source, shift = self.prefiltered(shots.float())
-            grid = field.permute(0, 2, 3, 1) - shift  # [BM, R, R, 2]
+            source, scale = self.prefiltered(shots.float())
+            grid = field.permute(0, 2, 3, 1)  # [BM, R, R, 2]
+            if scale != 1.0:
+                grid = grid * scale
             warped_m = F.grid_sample(source, grid, mode="bilinear", padding_mode="border",
                                      align_corners=False)
         weights = torch.softmax(logits.expand(b * m, 1, r, r).reshape(b, m, 1, r, r), dim=1)
@@ -251,21 +253,22 @@ class WarpGenerator(nn.Module):
         return max(1, shot_side // self.resolution)
 
     def prefiltered(self, shots: torch.Tensor) -> tuple[torch.Tensor, float]:
-        """The shots box-filtered over one output pixel's footprint (n x n, stride 1), and the
-        shift of the sampling grid that centres the box on the sample point.
+        """The shots box-filtered over one output pixel's footprint (n x n, stride 1, unpadded:
+        side S - n + 1), and the scale of the sampling grid that reads them there.
 
         One bilinear sample per output pixel of a shot n times larger reads only a few of its
         pixels (a pure decimation at some offsets): the warp aliases. Prefiltering first makes each
         sample the mean of the n x n shot pixels around it (a box convolved with the bilinear tent,
         as n x n bilinear samples averaged would give, at 1/n^2 of their cost): a target in a
-        shot's pose renders that shot box-filtered, as the crop rule samples down.
+        shot's pose renders that shot box-filtered, as the crop rule samples down. Box j is centred
+        on shot pixel j + (n - 1) / 2; with align_corners=False the crop-normalised point x then
+        falls on box coordinate x * S / (S - n + 1) (no padding, only the grid scales).
         """
         n = self.footprint(shots.shape[-1])
         if n == 1:
-            return shots, 0.0
-        padded = F.pad(shots, (0, n - 1, 0, n - 1), mode="replicate")  # the border padding's edge
-        # box[i] = mean(shot[i .. i+n-1]) sits (n-1)/2 px right of pixel i: read it that much left
-        return F.avg_pool2d(padded, n, stride=1), (n - 1) / shots.shape[-1]
+            return shots, 1.0
+        side = shots.shape[-1]
+        return F.avg_pool2d(shots, n, stride=1), side / (side - n + 1)
 
     def nearest_shots(self, landmarks: torch.Tensor, shots_image: torch.Tensor,
                       shots_landmarks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
