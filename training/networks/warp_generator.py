@@ -7,7 +7,8 @@ Per frame, from the target's 68 landmarks and K reference shots (crops + their l
    barycentric coordinates and takes the shot's point with the same coordinates.
 2. ``FlowRefiner``: a small conv net per shot adds a bounded flow correction and a confidence
    logit (its last layer starts at zero: no correction, no confidence).
-3. Warping: 2-D GridSample of each shot along its (upsampled) field.
+3. Warping: 2-D GridSample of each shot along its (upsampled) field; shots larger than the output
+   are box-filtered over an output pixel's footprint first (``prefiltered``: no aliasing).
 4. Blending: softmax over the shots of ``-mean landmark distance / tau + confidence``, per pixel
    (tau starts small: the nearest shot wins).
 5. ``Synthesiser``: a small U-Net conditioned on the identity (FiLM) paints the image and an
