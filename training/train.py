@@ -273,6 +273,12 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if dist.is_initialized():
+        # Every rank has passed train()'s final barrier. Without this, Gloo's worker threads are
+        # still alive at interpreter shutdown and a rank can abort there ("terminate called without
+        # an active exception", SIGABRT) after a successful run. Only on success: destroying the
+        # group while another rank still waits in a collective would hang.
+        dist.destroy_process_group()
     print(f"checkpoint: {path}")
     return 0
 
