@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from .augment import Augmentation
 from .errors import DatasetError
+from .resample import box_filter_to
 
 
 @dataclass
@@ -60,16 +60,6 @@ def find_items(roots: list[Path]) -> list[VideoItem]:
         raise DatasetError(f"no prepared videos in {[str(r) for r in roots]} "
                            "(each needs meta.json, landmarks.npy and frames/; run training.prepare)")
     return items
-
-
-def box_filter_to(images: torch.Tensor, side: int) -> torch.Tensor:
-    """Images [..., 3, S, S] box-filtered down to ``side`` (S a multiple of it; the crop rule's
-    prefilter when it samples down); unchanged when S is ``side``."""
-    s = images.shape[-1]
-    if s == side:
-        return images
-    flat = images.reshape(-1, *images.shape[-3:])
-    return F.avg_pool2d(flat, s // side).reshape(*images.shape[:-2], side, side)
 
 
 class EpisodeDataset:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from .averaging import Averaged
 from .checkpoint import Models
 from .config import Config
-from .dataset import box_filter_to
+from .resample import box_filter_to
 from .errors import TrainingError
 from .losses import ContentLoss, adversarial_g_loss, feature_matching_loss, hinge_d_loss
 from .meta_learning import StepResult, embed_episode

@@ -77,7 +77,7 @@ def test_shots_larger_than_the_output_are_box_filtered_before_the_warp_samples_t
     a target in the shot's pose renders exactly the shot box-filtered (the crop rule's prefilter),
     and a face moved by a quarter pixel stays so filtered; without the prefilter one bilinear sample
     per output pixel reads only some of the shot's pixels and aliases its fine detail."""
-    from training.dataset import box_filter_to
+    from training.resample import box_filter_to
 
     g = _generator()
     r = g.resolution

@@ -31,6 +31,7 @@ from torch import nn
 from ..config import NetworkConfig, WarpConfig
 from ..face_mesh import BORDER_POINTS, TRIANGLES
 from ..rasterizer import LandmarkRasterizer
+from ..resample import box_filter_to
 
 STAGES = ("prior", "flow", "blend", "synthesis")  # cumulative ablation stages
 
@@ -109,9 +110,8 @@ def _up(x: torch.Tensor, size: int) -> torch.Tensor:
 def _thumbnail(x: torch.Tensor, size: int) -> torch.Tensor:
     """``x`` box-filtered down to ``size`` when its side is a multiple of it (a bilinear resize that
     far down reads 4 of every 64 pixels of a 512 px shot and aliases); otherwise resized."""
-    side = x.shape[-1]
-    if side > size and side % size == 0:
-        return F.avg_pool2d(x, side // size)
+    if x.shape[-1] % size == 0:
+        return box_filter_to(x, size)
     return _up(x, size)
 
 
