@@ -140,6 +140,11 @@ class LossConfig:
     w_fm: float = 10.0
     w_match: float = 80.0
     w_gradient: float = 0.0  # L1 of image gradients (finite differences): punishes blur (warp family)
+    # The content loss again on the mouth box alone (warp family; training/losses.mouth_crops): the
+    # mouth is ~5% of the crop, so the whole-image loss barely asks the synthesis branch to paint an
+    # opening mouth's inside (teeth), which no warp of a closed-mouth shot shows.
+    w_mouth: float = 0.0
+    mouth_crop: int = 64  # side of the mouth box the mouth loss compares, in pixels
 
     @property
     def adversarial(self) -> bool:
@@ -151,6 +156,8 @@ class LossConfig:
             raise ConfigError("content_backbone 'vgg19' needs loss.content_weights_file (a state dict)")
         if self.l1_scales < 1:
             raise ConfigError("loss.l1_scales must be >= 1")
+        if self.w_mouth < 0 or self.mouth_crop < 16:
+            raise ConfigError("loss.w_mouth must be >= 0 and loss.mouth_crop >= 16")
 
 
 @dataclass

@@ -147,6 +147,31 @@ class ContentLoss(nn.Module):
         return loss
 
 
+MOUTH_POINTS = slice(48, 68)  # the 68-point scheme's outer and inner lips
+MOUTH_BOX_EXPAND = 0.2  # the lips' bounding box grows by this fraction of its size on each side
+MOUTH_BOX_MIN = 0.125  # smallest half side of the (square) mouth box, crop-normalised (16 px of 256)
+
+
+def mouth_crops(images: torch.Tensor, landmarks: torch.Tensor, size: int) -> torch.Tensor:
+    """The mouth box of each image, resampled to ``size`` x ``size`` (differentiable in ``images``).
+
+    ``images`` [B,3,H,W], ``landmarks`` [B,68,2] crop-normalised (align_corners=False units). The box
+    is square, centred on the lips' bounding box, its side the larger of the box's sides expanded
+    by ``MOUTH_BOX_EXPAND`` a side (the quality bench's mouth box, made square), at least
+    ``2 * MOUTH_BOX_MIN``.
+    """
+    lips = landmarks[:, MOUTH_POINTS].float()
+    lo, hi = lips.amin(1), lips.amax(1)  # [B, 2]
+    centre = (lo + hi) / 2
+    half = ((hi - lo).amax(1) * (0.5 + MOUTH_BOX_EXPAND)).clamp(min=MOUTH_BOX_MIN)  # [B]
+    theta = torch.zeros(len(images), 2, 3, device=images.device)
+    theta[:, 0, 0] = half
+    theta[:, 1, 1] = half
+    theta[:, :, 2] = centre
+    grid = F.affine_grid(theta, [len(images), images.shape[1], size, size], align_corners=False)
+    return F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 def adversarial_g_loss(fake_score: torch.Tensor) -> torch.Tensor:
     """Generator's adversarial loss: -D(fake)."""
     return -fake_score.mean()

@@ -4,7 +4,9 @@ Per episode: the target frame is rendered from its landmarks and a random number
 shots (1..K, so one model serves any K), with the identity from the embedder (frozen: the warp family
 reuses the lite model's embedder, so a warp package ships the same embedder graph). Losses: the
 content loss (multi-scale L1 + EfficientNet-Lite0 features) plus an L1 on image gradients, which
-punishes the blur that blending shots drifts into. With ``loss.w_adv`` or ``loss.w_fm`` above zero
+punishes the blur that blending shots drifts into, and with ``loss.w_mouth`` above zero
+(training/configs/warp_mouth.json) the content loss again on the mouth box, where an opening mouth
+needs painting (teeth) that the whole-image loss barely weighs. With ``loss.w_adv`` or ``loss.w_fm`` above zero
 (training/configs/warp_adversarial.json) the paper's projection discriminator (lite's, conditioned
 on the target's landmarks and a vector per training video) adds its hinge loss and feature matching,
 and takes ``train.d_steps`` steps of its own per generator step; otherwise there is no discriminator.
@@ -19,7 +21,7 @@ from .checkpoint import Models
 from .config import Config
 from .resample import box_filter_to
 from .errors import TrainingError
-from .losses import ContentLoss, adversarial_g_loss, feature_matching_loss, hinge_d_loss
+from .losses import ContentLoss, adversarial_g_loss, feature_matching_loss, hinge_d_loss, mouth_crops
 from .meta_learning import StepResult, embed_episode
 from .precision import autocast, no_gradients
 
@@ -87,12 +89,17 @@ class WarpLearner:
         l_grad = gradient_l1(fake, real)
         loss = l_content + w.w_gradient * l_grad
         extra: dict[str, float] = {}
+        if w.w_mouth > 0:  # the content loss again on the mouth box: asks the painter for teeth
+            with autocast(self.device, t.precision):
+                l_mouth = self.content(mouth_crops(fake, lm, w.mouth_crop), mouth_crops(real, lm, w.mouth_crop))
+            loss = loss + w.w_mouth * l_mouth.float()
+            extra["mouth"] = float(l_mouth.detach())
         self.opt_g.zero_grad(set_to_none=True)
         with no_gradients(self.D.parameters() if self.D is not None else []):  # its own step follows
             if self.D is not None:
                 l_adv, l_fm = self._adversarial_terms(fake, real, lm, vid)
                 loss = loss + w.w_adv * l_adv + w.w_fm * l_fm
-                extra = {"adv": float(l_adv.detach()), "fm": float(l_fm.detach())}
+                extra.update(adv=float(l_adv.detach()), fm=float(l_fm.detach()))
             loss.backward()
         self.opt_g.step()
         if self.models.averaged is not None:

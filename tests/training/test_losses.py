@@ -104,3 +104,30 @@ def test_vgg_content_loss_from_a_weights_file(tmp_path) -> None:
 
     with pytest.raises(ConfigError, match="not found"):
         VGGFeatures(_VGG19, str(tmp_path / "missing.pt"))
+
+
+def test_mouth_crops_resample_the_square_mouth_box_and_nothing_else() -> None:
+    """On an image whose value is its own x coordinate, the crop is the box's x coordinates (the
+    box is square, centred on the lips, expanded 20% a side); pixels outside the box do not reach
+    it, and pixels inside do."""
+    from training.losses import MOUTH_POINTS, mouth_crops
+
+    lm = torch.from_numpy(template_landmarks())[None]
+    size, side = 32, 128
+    u = (torch.arange(side, dtype=torch.float32) * 2 + 1) / side - 1
+    ramp = u[None, None, None, :].expand(1, 3, side, side).clone()
+    crop = mouth_crops(ramp, lm, size)
+    lips = lm[0, MOUTH_POINTS]
+    lo, hi = lips.amin(0), lips.amax(0)
+    half = float((hi - lo).max()) * 0.7
+    v = (torch.arange(size, dtype=torch.float32) * 2 + 1) / size - 1
+    expected = float((lo[0] + hi[0]) / 2) + half * v
+    assert torch.allclose(crop[0, 0], expected[None].expand(size, size), atol=1e-5)
+    outside = ramp.clone()
+    outside[..., :, :4] = 5.0  # the left edge: far from the mouth
+    outside[..., :4, :] = 5.0
+    assert torch.equal(mouth_crops(outside, lm, size), crop)
+    inside = ramp.clone()
+    cx, cy = ((lo + hi) / 2 + 1) * side / 2
+    inside[..., int(cy), int(cx)] = 5.0
+    assert not torch.equal(mouth_crops(inside, lm, size), crop)

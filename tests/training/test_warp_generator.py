@@ -263,3 +263,17 @@ def test_training_with_shots_at_twice_the_output_side(tmp_path) -> None:
     adain.train.reference_scale = 2
     with pytest.raises(ConfigError, match="warp family"):
         adain.validate()
+
+
+def test_the_mouth_loss_trains_and_is_logged(synthetic, tmp_path) -> None:
+    """loss.w_mouth above zero adds the content loss on the mouth box: it is logged every step
+    (finite, positive: the untrained painter does not reproduce the target) and the run trains."""
+    from training.run_dir import METRICS, read_metrics
+    from training.train import RunOptions, train
+
+    cfg = tiny_warp_config()
+    cfg.train.k_shots, cfg.train.batch_size, cfg.train.log_every, cfg.train.steps = 2, 1, 1, 2
+    cfg.loss.w_mouth, cfg.loss.mouth_crop = 1.0, 32
+    train(cfg.validate(), RunOptions(data=[synthetic], out=tmp_path / "mouth", quiet=True))
+    rows = read_metrics(tmp_path / "mouth" / METRICS)
+    assert len(rows) == 2 and all(0 < float(r["mouth"]) < float(r["loss_g"]) for r in rows)
