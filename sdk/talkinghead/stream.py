@@ -7,11 +7,13 @@ first driving face), the controls (talkinghead.controls) and the counters.
 - :meth:`Stream.push` renders synchronously: the caller's thread tracks, transfers, renders and
   pastes. Use it from an engine loop, or when the source waits for the renderer (a file).
 - :class:`LiveStream` (``stream.live()``) decouples a live source from the renderer with bounded
-  latency: ``submit`` never blocks and keeps only the newest pending input; one worker thread
-  tracks and renders it; an input replaced before the worker took it is dropped and counted.
-  Nothing queues without limit: at most one input waits and one result is held. Threads: the
-  caller's (capture, ``submit``) and the worker's (tracking + rendering, which release the GIL in
-  dlib and ONNX Runtime), so capture and rendering overlap on two cores.
+  latency: ``submit`` never blocks and keeps only the newest pending input. Two workers form a
+  pipeline: one tracks (tracking, transfer, controls: the stateful stage), one renders (generator,
+  paste-back: stateless), so tracking frame n + 1 overlaps rendering frame n; an item replaced
+  before the next stage took it is dropped and counted. Nothing queues without limit: at most one
+  input and one tracked frame wait, and one result is held. Threads: the caller's (capture,
+  ``submit``), the tracker's (dlib releases the GIL) and the renderer's (ONNX Runtime's intra-op
+  threads), overlapping on two cores.
 
 Every pushed input is accounted for: ``pushed == rendered + dropped + failed``.
 """
@@ -57,6 +59,16 @@ LATENCY_WINDOW = 512
 
 
 NORMALISED = Crop(0.0, 0.0, 2.0)  # the crop under which crop-normalised points are their own pixels
+
+
+@dataclass(frozen=True)
+class Driven:
+    """What the first stage hands the second: the landmarks to render (crop-normalised, controls
+    applied), and for ``output='driver'`` the driving frame and the driver's landmarks in it."""
+
+    landmarks: np.ndarray
+    frame: np.ndarray | None
+    driver_px: np.ndarray
 
 
 class LandmarkSmoother:
@@ -107,7 +119,8 @@ class Stream:
         self._smoother = LandmarkSmoother() if smoothing else None
         self._last_landmarks: np.ndarray | None = None
         self._last_time: float | None = None
-        self._lock = threading.Lock()  # one push at a time; controls may change from another thread
+        self._lock = threading.Lock()  # the first stage's state: one input at a time
+        self._count_lock = threading.Lock()  # the counters, written by both stages and the caller
         self.stats = StreamStats()
 
     # -- state ------------------------------------------------------------------------------------
@@ -140,27 +153,41 @@ class Stream:
         (``coords``). ``timestamp`` in seconds, increasing; by default the count of pushes over
         ``fps``. Returns the rendered RGB frame (see ``output``)."""
         t0 = time.perf_counter()
-        with self._lock:
-            self.stats.pushed += 1
-        return self._render_counted(item, timestamp, coords, t0)[0]
+        self.count(pushed=1)
+        return self._finish_counted(self._drive_counted(item, timestamp, coords), t0)[0]
 
-    def _render_counted(self, item: np.ndarray, timestamp: float | None, coords: str,
-                        t_in: float) -> tuple[np.ndarray, float]:
-        """Render one input under the stream's lock and count it (rendered, or failed and re-raised);
-        returns the frame and its latency since ``t_in`` in ms. Shared by push and LiveStream."""
+    def count(self, **increments: int) -> None:
+        """Add to the counters (``pushed``, ``dropped``, ...) under their own lock (any thread)."""
+        with self._count_lock:
+            for name, n in increments.items():
+                setattr(self.stats, name, getattr(self.stats, name) + n)
+
+    def _drive_counted(self, item: np.ndarray, timestamp: float | None, coords: str) -> "Driven":
+        """The first stage (tracking, transfer, controls) under the stream's lock; a failure is counted
+        and re-raised."""
         with self._lock:
             try:
-                frame = self._render(item, timestamp, coords)
+                return self._drive(item, timestamp, coords)
             except Exception:
-                self.stats.failed += 1
+                self.count(failed=1)
                 raise
+
+    def _finish_counted(self, driven: "Driven", t_in: float) -> tuple[np.ndarray, float]:
+        """The second stage (render, paste-back) and its count: rendered with its latency since
+        ``t_in`` in ms, or failed and re-raised. Reads no state the first stage writes."""
+        try:
+            frame = self._finish(driven)
+        except Exception:
+            self.count(failed=1)
+            raise
+        latency = (time.perf_counter() - t_in) * 1000.0
+        with self._count_lock:
             self.stats.rendered += 1
-            latency = (time.perf_counter() - t_in) * 1000.0
             lat = self.stats.latencies_ms
             lat.append(latency)
             if len(lat) > LATENCY_WINDOW:
                 del lat[: len(lat) - LATENCY_WINDOW]
-            return frame, latency
+        return frame, latency
 
     def _time(self, timestamp: float | None) -> float:
         if timestamp is None:
@@ -174,6 +201,11 @@ class Stream:
         return t
 
     def _render(self, item: np.ndarray, timestamp: float | None, coords: str = "pixels") -> np.ndarray:
+        return self._finish(self._drive(item, timestamp, coords))
+
+    def _drive(self, item: np.ndarray, timestamp: float | None, coords: str = "pixels") -> "Driven":
+        """Stage 1, stateful (the track, the motion reference, the smoother): the input -> the
+        landmarks to render, crop-normalised, with the controls applied."""
         if coords not in ("pixels", "normalised"):
             raise InputError(f"coords must be 'pixels' or 'normalised', got {coords!r}")
         arr = np.asarray(item)
@@ -194,14 +226,19 @@ class Stream:
             driver_px = self._track(frame, t)
         self._last_time = t
         norm = self._controls.apply(self._transfer(driver_px), self.avatar.landmarks)
-        crop_image = self.model._render_crops(self.avatar, norm[None])[0]
+        return Driven(norm, frame, driver_px)
+
+    def _finish(self, driven: "Driven") -> np.ndarray:
+        """Stage 2, stateless: render the landmarks and paste the crop as ``output`` says."""
+        crop_image = self.model._render_crops(self.avatar, driven.landmarks[None])[0]
         if self.output == "crop":
             return self.model._mark(crop_image)
         if self.output == "paste":
             return self.model._mark(paste_back(self.avatar.image, crop_image, self.avatar.crop))
         from .crop import crop_from_landmarks
 
-        return self.model._mark(paste_back(frame, crop_image, crop_from_landmarks(driver_px, self.model.package.crop_config)))
+        return self.model._mark(paste_back(driven.frame, crop_image,
+                                           crop_from_landmarks(driven.driver_px, self.model.package.crop_config)))
 
     @staticmethod
     def _check_frame(arr: np.ndarray) -> np.ndarray:
@@ -223,7 +260,7 @@ class Stream:
             return result.smoothed
         if self._last_landmarks is None:
             raise NoFaceError("no face in the driving frame yet")
-        self.stats.lost += 1
+        self.count(lost=1)
         return self._last_landmarks
 
     def live(self, on_frame=None) -> "LiveStream":
@@ -232,39 +269,54 @@ class Stream:
 
 
 class LiveStream:
-    """Capture and rendering on separate threads, at most one input waiting (the newest).
+    """A two-stage pipeline with bounded latency: the caller's thread captures and submits, one
+    worker tracks (stage 1: tracking, motion transfer, controls), another renders (stage 2: the
+    generator, paste-back), so tracking frame n + 1 overlaps rendering frame n.
+
+    Each hand-off holds one item, the newest: an input the tracker has not taken when a newer one
+    arrives is dropped, and so is a tracked frame the renderer has not taken (the tracker still sees
+    every input it can keep up with, which keeps the track continuous). Everything is counted:
+    ``pushed == rendered + dropped + failed`` once idle.
 
     ``submit(item, timestamp)`` returns at once; ``latest()`` gives the newest rendered frame with its
-    input timestamp; ``on_frame(frame, timestamp, latency_ms)``, if given, is called on the worker
-    thread for each rendered frame. ``close()`` (or leaving a ``with`` block) stops the worker after
-    the frame in progress; the input still pending then is counted as dropped.
+    input timestamp; ``on_frame(frame, timestamp, latency_ms)``, if given, is called on the render
+    thread for each rendered frame. ``close()`` (or leaving a ``with`` block) stops both workers after
+    the items in progress; what is still waiting then is counted as dropped.
     """
 
     def __init__(self, stream: Stream, on_frame=None) -> None:
         self.stream = stream
         self.on_frame = on_frame
         self._cond = threading.Condition()
-        self._pending: tuple[np.ndarray, float | None, str, float] | None = None
+        self._pending: tuple[np.ndarray, float | None, str, float] | None = None  # input -> tracker
+        self._tracked: tuple[Driven, float | None, float] | None = None  # tracker -> renderer
+        self._tracking = self._rendering = False
         self._latest: tuple[np.ndarray, float | None] | None = None
         self._closed = False
         self.error: Exception | None = None  # the last failed input's error (the stream goes on)
-        self._worker = threading.Thread(target=self._run, name="talkinghead-live", daemon=True)
-        self._worker.start()
+        self._workers = [threading.Thread(target=self._track_loop, name="talkinghead-track", daemon=True),
+                         threading.Thread(target=self._render_loop, name="talkinghead-render", daemon=True)]
+        for w in self._workers:
+            w.start()
 
     @property
     def stats(self) -> StreamStats:
         return self.stream.stats
 
+    @property
+    def _busy(self) -> bool:
+        """Whether an item is being tracked, waits for the renderer or is being rendered."""
+        return self._tracking or self._tracked is not None or self._rendering
+
     def submit(self, item: np.ndarray, timestamp: float | None = None, coords: str = "pixels") -> None:
-        """Hand one input to the renderer without waiting; replaces (drops) an input not yet taken."""
+        """Hand one input to the tracker without waiting; replaces (drops) an input not yet taken."""
         with self._cond:
             if self._closed:
                 raise InputError("this live stream is closed")
-            if self._pending is not None:
-                self.stream.stats.dropped += 1
-            self.stream.stats.pushed += 1
+            self._count_drop(self._pending)
+            self.stream.count(pushed=1)
             self._pending = (item, timestamp, coords, time.perf_counter())
-            self._cond.notify()
+            self._cond.notify_all()
 
     def latest(self) -> tuple[np.ndarray, float | None] | None:
         """The newest rendered frame and its input's timestamp, or None before the first."""
@@ -282,10 +334,11 @@ class LiveStream:
                 self._cond.wait(left)
             return True
 
-    _busy = False
+    def _count_drop(self, item) -> None:
+        if item is not None:
+            self.stream.count(dropped=1)
 
-    def _run(self) -> None:
-        s = self.stream
+    def _track_loop(self) -> None:
         while True:
             with self._cond:
                 while self._pending is None and not self._closed:
@@ -294,16 +347,41 @@ class LiveStream:
                     return
                 item, timestamp, coords, t_in = self._pending
                 self._pending = None
-                self._busy = True
+                self._tracking = True
             try:
-                frame, latency = s._render_counted(item, timestamp, coords, t_in)
+                driven = self.stream._drive_counted(item, timestamp, coords)
             except Exception as exc:  # noqa: BLE001 - a failed input must not stop the worker; kept for the caller
+                self.error = exc
+                driven = None
+            with self._cond:
+                self._tracking = False
+                if driven is not None:
+                    if self._closed:
+                        self._count_drop(driven)
+                    else:
+                        self._count_drop(self._tracked)
+                        self._tracked = (driven, timestamp, t_in)
+                self._cond.notify_all()
+
+    def _render_loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._tracked is None and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                driven, timestamp, t_in = self._tracked
+                self._tracked = None
+                self._rendering = True
+            try:
+                frame, latency = self.stream._finish_counted(driven, t_in)
+            except Exception as exc:  # noqa: BLE001 - as above
                 self.error = exc
                 frame = None
             with self._cond:
                 if frame is not None:
                     self._latest = (frame, timestamp)
-                self._busy = False
+                self._rendering = False
                 self._cond.notify_all()
             if frame is not None and self.on_frame is not None:
                 self.on_frame(frame, timestamp, latency)
@@ -313,11 +391,12 @@ class LiveStream:
             if self._closed:
                 return
             self._closed = True
-            if self._pending is not None:
-                self.stream.stats.dropped += 1
-                self._pending = None
+            self._count_drop(self._pending)
+            self._count_drop(self._tracked)
+            self._pending = self._tracked = None
             self._cond.notify_all()
-        self._worker.join(timeout=30)
+        for w in self._workers:
+            w.join(timeout=30)
 
     def __enter__(self) -> "LiveStream":
         return self

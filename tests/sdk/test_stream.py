@@ -88,6 +88,40 @@ def test_live_accounts_for_every_input_and_drops_none_when_the_source_is_slower(
         live.submit(clip_frames[0])
 
 
+def test_live_tracks_the_next_input_while_the_renderer_works_and_keeps_the_newest(tiny_model, avatar) -> None:
+    """The two workers overlap: with the renderer held inside frame 0, the tracker still takes and
+    tracks the next inputs; of the tracked frames waiting, only the newest is rendered, and the one
+    it replaced is counted as dropped. Rendered frames keep their order."""
+    import threading
+
+    stream = tiny_model.stream(avatar)
+    release, inside = threading.Event(), threading.Event()
+    finish = stream._finish
+
+    def held_finish(driven):
+        inside.set()
+        assert release.wait(10)
+        return finish(driven)
+
+    stream._finish = held_finish
+    base = avatar.landmarks * 60 + 100
+    seen = []
+    with stream.live(on_frame=lambda f, t, ms: seen.append(t)) as live:
+        live.submit(base, timestamp=0.0)
+        assert inside.wait(10)  # the renderer is inside frame 0
+        for i in (1, 2):
+            live.submit(base + i, timestamp=i / 30)
+            for _ in range(1000):  # the tracker takes it although the renderer is busy
+                if live._pending is None and not live._tracking:
+                    break
+                threading.Event().wait(0.005)
+            assert live._pending is None and live._tracked is not None and live._tracked[1] == i / 30
+        release.set()
+        assert live.wait_idle()
+    assert seen == [0.0, 2 / 30]
+    assert (live.stats.pushed, live.stats.rendered, live.stats.dropped, live.stats.failed) == (3, 2, 1, 0)
+
+
 def test_a_long_live_run_keeps_memory_and_queues_flat(tiny_model, avatar) -> None:
     """10,000 landmark pushes: at most one input waits, the latency window is bounded, and memory
     allocated by the run stays flat between its first and last thousand pushes."""
