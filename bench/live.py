@@ -1,7 +1,8 @@
 """Speed of the live path: where a frame's time goes, and what a real-time source gets.
 
     python bench/live.py [--clip CLIP] [--source IMG] [--model PACKAGE] [--seconds 10] [--threads 0]
-                         [--variants fp32,int8] [--json FILE] [--markdown FILE]
+                         [--variants fp32,int8] [--modes pipeline,single] [--rounds 1]
+                         [--json FILE] [--markdown FILE]
 
 For each generator variant, in one run:
 
@@ -11,7 +12,10 @@ For each generator variant, in one run:
    (median) and their sum.
 2. Live (``LiveStream`` fed by the clip paced at its own frame rate for ``--seconds``): frames
    rendered per second, dropped share, and latency from a frame's arrival to its rendered frame
-   (p50, p95). Targets (issue 20): 25 FPS from a 25 fps source and p95 <= 120 ms on 2 cores.
+   (p50, p95), for each of ``--modes``: ``pipeline`` (the default LiveStream: tracking and rendering
+   on two workers) and ``single`` (one worker tracks and renders each frame, as before session 16),
+   alternated ``--rounds`` times in one run. Targets (issue 20): 25 FPS from a 25 fps source and p95 <= 120 ms on 2
+   cores.
 
 Prints the CPU and its vector extensions with the table (machines here differ).
 """
@@ -64,11 +68,11 @@ def stage_times(model, avatar, frames: list[np.ndarray], fps: float) -> dict[str
     return out
 
 
-def live_run(model, avatar, clip: Path, seconds: float) -> dict[str, float]:
+def live_run(model, avatar, clip: Path, seconds: float, pipelined: bool) -> dict[str, float]:
     from talkinghead.live import clip_frames, run_live
 
     stream = model.stream(avatar, output="paste" if avatar.can_paste else "crop")
-    report = run_live(stream, clip_frames(clip, realtime=True), sinks=[], max_seconds=seconds)
+    report = run_live(stream, clip_frames(clip, realtime=True), sinks=[], max_seconds=seconds, pipelined=pipelined)
     return {"fps": report.fps, "dropped_share": report.dropped / max(report.pushed, 1),
             "p50_ms": report.latency_p50_ms, "p95_ms": report.latency_p95_ms, "pushed": report.pushed,
             "rendered": report.rendered}
@@ -84,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=10.0, help="length of the real-time run")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--variants", default="fp32,int8")
+    p.add_argument("--modes", default="pipeline,single", help="LiveStream modes, each a live run per variant")
+    p.add_argument("--rounds", type=int, default=1, help="the modes alternated this many times (a noisy host)")
     p.add_argument("--json", type=Path)
     p.add_argument("--markdown", type=Path)
     args = p.parse_args(argv)
@@ -98,16 +104,20 @@ def main(argv: list[str] | None = None) -> int:
         model = talkinghead.load_model(args.model, providers="cpu", variant=variant, intra_op_threads=args.threads)
         avatar = model.create_avatar([args.source]) if args.source else model.default_avatar()
         stages = stage_times(model, avatar, frames, fps)
-        live = live_run(model, avatar, args.clip, args.seconds)
-        rows.append({"model": model.name, "variant": model.variant, **{f"{k}_ms": v for k, v in stages.items()}, **live})
-        print(f"{variant}: {rows[-1]}", file=sys.stderr)
+        for mode in [m for _ in range(args.rounds) for m in args.modes.split(",")]:
+            if mode not in ("pipeline", "single"):
+                p.error(f"--modes: 'pipeline' or 'single', got {mode!r}")
+            live = live_run(model, avatar, args.clip, args.seconds, pipelined=mode == "pipeline")
+            rows.append({"model": model.name, "variant": model.variant, "mode": mode,
+                         **{f"{k}_ms": v for k, v in stages.items()}, **live})
+            print(f"{variant} {mode}: {rows[-1]}", file=sys.stderr)
     cpu = cpu_description()
     lines = [f"## Live path ({rows[0]['model']}, {args.clip.name} at {fps:g} fps, {args.threads or 'all'} thread(s))",
              "", cpu, "",
-             "| variant | track ms | transfer ms | render ms | paste ms | sum ms | live FPS | dropped | p50 ms | p95 ms |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| variant | live mode | track ms | transfer ms | render ms | paste ms | sum ms | live FPS | dropped | p50 ms | p95 ms |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['variant']} | {r['track_ms']:.1f} | {r['transfer_ms']:.2f} | {r['render_ms']:.1f} | "
+        lines.append(f"| {r['variant']} | {r['mode']} | {r['track_ms']:.1f} | {r['transfer_ms']:.2f} | {r['render_ms']:.1f} | "
                      f"{r['paste_ms']:.1f} | {r['total_ms']:.1f} | {r['fps']:.1f} | {100 * r['dropped_share']:.0f}% | "
                      f"{r['p50_ms']:.0f} | {r['p95_ms']:.0f} |")
     text = "\n".join(lines)

@@ -177,9 +177,10 @@ class LiveReport:
 
 def run_live(stream, frames: Iterator[Frame], sinks: list[Callable[[np.ndarray, float], None]],
              status: Callable[[str], None] | None = None, max_seconds: float | None = None,
-             stop: threading.Event | None = None) -> LiveReport:
-    """Drive ``stream`` (a talkinghead Stream) with ``frames`` through a LiveStream; each rendered
-    frame goes to every sink (worker thread); ``status`` gets a line once a second."""
+             stop: threading.Event | None = None, pipelined: bool = True) -> LiveReport:
+    """Drive ``stream`` (a talkinghead Stream) with ``frames`` through a LiveStream (``pipelined``:
+    see ``Stream.live``); each rendered frame goes to every sink (render thread); ``status`` gets a
+    line once a second."""
     lock = threading.Lock()
 
     def deliver(frame: np.ndarray, t: float, latency_ms: float) -> None:
@@ -189,7 +190,7 @@ def run_live(stream, frames: Iterator[Frame], sinks: list[Callable[[np.ndarray, 
 
     start = time.monotonic()
     last_status = start
-    with stream.live(on_frame=deliver) as live:
+    with stream.live(on_frame=deliver, pipelined=pipelined) as live:
         for frame, t in frames:
             live.submit(frame, timestamp=t)
             now = time.monotonic()

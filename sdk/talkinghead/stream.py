@@ -263,9 +263,10 @@ class Stream:
         self.count(lost=1)
         return self._last_landmarks
 
-    def live(self, on_frame=None) -> "LiveStream":
-        """A bounded-latency wrapper of this stream with its own worker thread (see the module doc)."""
-        return LiveStream(self, on_frame)
+    def live(self, on_frame=None, pipelined: bool = True) -> "LiveStream":
+        """A bounded-latency wrapper of this stream with its own workers (see the module doc);
+        ``pipelined=False``: one worker tracks and renders each input in turn."""
+        return LiveStream(self, on_frame, pipelined)
 
 
 class LiveStream:
@@ -284,9 +285,10 @@ class LiveStream:
     the items in progress; what is still waiting then is counted as dropped.
     """
 
-    def __init__(self, stream: Stream, on_frame=None) -> None:
+    def __init__(self, stream: Stream, on_frame=None, pipelined: bool = True) -> None:
         self.stream = stream
         self.on_frame = on_frame
+        self.pipelined = pipelined  # False: one worker tracks and renders each input (the bench's baseline)
         self._cond = threading.Condition()
         self._pending: tuple[np.ndarray, float | None, str, float] | None = None  # input -> tracker
         self._tracked: tuple[Driven, float | None, float] | None = None  # tracker -> renderer
@@ -294,8 +296,9 @@ class LiveStream:
         self._latest: tuple[np.ndarray, float | None] | None = None
         self._closed = False
         self.error: Exception | None = None  # the last failed input's error (the stream goes on)
-        self._workers = [threading.Thread(target=self._track_loop, name="talkinghead-track", daemon=True),
-                         threading.Thread(target=self._render_loop, name="talkinghead-render", daemon=True)]
+        self._workers = [threading.Thread(target=self._track_loop, name="talkinghead-track", daemon=True)]
+        if pipelined:
+            self._workers.append(threading.Thread(target=self._render_loop, name="talkinghead-render", daemon=True))
         for w in self._workers:
             w.start()
 
@@ -353,6 +356,9 @@ class LiveStream:
             except Exception as exc:  # noqa: BLE001 - a failed input must not stop the worker; kept for the caller
                 self.error = exc
                 driven = None
+            if driven is not None and not self.pipelined:
+                self._render_one(driven, timestamp, t_in)
+                driven = None
             with self._cond:
                 self._tracking = False
                 if driven is not None:
@@ -373,18 +379,22 @@ class LiveStream:
                 driven, timestamp, t_in = self._tracked
                 self._tracked = None
                 self._rendering = True
-            try:
-                frame, latency = self.stream._finish_counted(driven, t_in)
-            except Exception as exc:  # noqa: BLE001 - as above
-                self.error = exc
-                frame = None
-            with self._cond:
-                if frame is not None:
-                    self._latest = (frame, timestamp)
-                self._rendering = False
-                self._cond.notify_all()
-            if frame is not None and self.on_frame is not None:
-                self.on_frame(frame, timestamp, latency)
+            self._render_one(driven, timestamp, t_in)
+
+    def _render_one(self, driven: Driven, timestamp: float | None, t_in: float) -> None:
+        """Stage 2 of one item, then its hand-over (``latest``, ``on_frame``)."""
+        try:
+            frame, latency = self.stream._finish_counted(driven, t_in)
+        except Exception as exc:  # noqa: BLE001 - a failed input must not stop the worker; kept for the caller
+            self.error = exc
+            frame = None
+        with self._cond:
+            if frame is not None:
+                self._latest = (frame, timestamp)
+            self._rendering = False
+            self._cond.notify_all()
+        if frame is not None and self.on_frame is not None:
+            self.on_frame(frame, timestamp, latency)
 
     def close(self) -> None:
         with self._cond:

@@ -64,18 +64,19 @@ def test_bad_inputs_are_named(tiny_model, avatar, clip_frames) -> None:
     assert stream.stats.failed == 3 and stream.stats.pushed == 4
 
 
-def test_live_accounts_for_every_input_and_drops_none_when_the_source_is_slower(tiny_model, avatar,
-                                                                                  clip_frames) -> None:
+@pytest.mark.parametrize("pipelined", [True, False])
+def test_live_accounts_for_every_input_and_drops_none_when_the_source_is_slower(tiny_model, avatar, clip_frames,
+                                                                                  pipelined: bool) -> None:
     """A clip stands in for the camera. Paced slower than the renderer (each frame submitted once the
     worker is idle), nothing is dropped; submitted as fast as possible, frames are dropped, never
     queued, and rendered + dropped + failed == pushed."""
-    with tiny_model.stream(avatar).live() as live:
+    with tiny_model.stream(avatar).live(pipelined=pipelined) as live:
         for i, frame in enumerate(clip_frames):
             live.submit(frame, timestamp=i / 30)
             assert live.wait_idle()
     assert (live.stats.pushed, live.stats.rendered, live.stats.dropped, live.stats.failed) == (12, 12, 0, 0)
     seen = []
-    with tiny_model.stream(avatar).live(on_frame=lambda f, t, ms: seen.append(t)) as live:
+    with tiny_model.stream(avatar).live(on_frame=lambda f, t, ms: seen.append(t), pipelined=pipelined) as live:
         for i in range(40):
             live.submit(clip_frames[i % len(clip_frames)], timestamp=i / 30)
         live.wait_idle()
