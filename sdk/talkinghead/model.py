@@ -263,7 +263,7 @@ class TalkingHeadModel:
         """A live stream of this avatar: push frames or landmarks one at a time (talkinghead.stream).
 
         It keeps the tracking, the motion reference, the smoothing and the controls between calls;
-        ``stream.live()`` adds a worker thread with bounded latency (newest input wins).
+        ``stream.live()`` adds a tracking and a rendering thread with bounded latency (newest input wins).
         """
         from .stream import Stream
 
