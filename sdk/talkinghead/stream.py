@@ -279,9 +279,11 @@ class LiveStream:
     every input it can keep up with, which keeps the track continuous). Everything is counted:
     ``pushed == rendered + dropped + failed`` once idle.
 
-    ``submit(item, timestamp)`` returns at once; ``latest()`` gives the newest rendered frame with its
+    ``submit(item, timestamp)`` returns at once (it keeps a reference: do not modify a submitted
+    array afterwards); ``latest()`` gives the newest rendered frame with its
     input timestamp; ``on_frame(frame, timestamp, latency_ms)``, if given, is called on the render
-    thread for each rendered frame. ``close()`` (or leaving a ``with`` block) stops both workers after
+    thread for each rendered frame (an exception it raises is kept in ``error``; the stream goes on).
+    ``close()`` (or leaving a ``with`` block) stops both workers after
     the items in progress; what is still waiting then is counted as dropped.
     """
 
@@ -388,13 +390,17 @@ class LiveStream:
         except Exception as exc:  # noqa: BLE001 - a failed input must not stop the worker; kept for the caller
             self.error = exc
             frame = None
-        with self._cond:
-            if frame is not None:
+        if frame is not None:
+            with self._cond:
                 self._latest = (frame, timestamp)
+            if self.on_frame is not None:
+                try:
+                    self.on_frame(frame, timestamp, latency)
+                except Exception as exc:  # noqa: BLE001 - a failing sink must not stop the stream; kept for the caller
+                    self.error = exc
+        with self._cond:  # idle only once the frame's callback has returned
             self._rendering = False
             self._cond.notify_all()
-        if frame is not None and self.on_frame is not None:
-            self.on_frame(frame, timestamp, latency)
 
     def close(self) -> None:
         with self._cond:
@@ -406,7 +412,8 @@ class LiveStream:
             self._pending = self._tracked = None
             self._cond.notify_all()
         for w in self._workers:
-            w.join(timeout=30)
+            if w is not threading.current_thread():  # close() from on_frame: the worker ends after it
+                w.join(timeout=30)
 
     def __enter__(self) -> "LiveStream":
         return self

@@ -173,15 +173,16 @@ class Marker:
     def plane(self, height: int, width: int) -> np.ndarray:
         """The offset [H, W, 1] (int16, rounded) added to each channel of a frame of this size."""
         key = (height, width)
-        if key not in self._cache:
+        plane = self._cache.get(key)  # one read: another thread may clear the cache meanwhile
+        if plane is None:
             period = TILE * height / CANONICAL  # pixels per tile in this frame
             u = ((np.arange(width) + 0.5) / period * TILE) % TILE
             v = ((np.arange(height) + 0.5) / period * TILE) % TILE
             if len(self._cache) > 8:
                 self._cache.clear()
-            offset = np.round(self.strength * _sample_periodic(self._tile, v, u))
-            self._cache[key] = offset.astype(np.int16)[:, :, None]
-        return self._cache[key]
+            plane = np.round(self.strength * _sample_periodic(self._tile, v, u)).astype(np.int16)[:, :, None]
+            self._cache[key] = plane
+        return plane
 
     def mark(self, frame: np.ndarray) -> np.ndarray:
         """A marked copy of an RGB uint8 frame [H, W, 3] (integer arithmetic: ~1.4 ms at 512 px)."""

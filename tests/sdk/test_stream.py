@@ -123,6 +123,26 @@ def test_live_tracks_the_next_input_while_the_renderer_works_and_keeps_the_newes
     assert (live.stats.pushed, live.stats.rendered, live.stats.dropped, live.stats.failed) == (3, 2, 1, 0)
 
 
+@pytest.mark.parametrize("pipelined", [True, False])
+def test_a_raising_on_frame_is_kept_and_the_stream_goes_on(tiny_model, avatar, pipelined: bool) -> None:
+    """A sink that raises (a full disk, a closed window) must not stop the workers: its error is kept
+    in ``error``, later inputs still render, and the stream goes idle."""
+    calls = []
+
+    def sink(frame, t, ms):
+        calls.append(t)
+        if len(calls) == 1:
+            raise OSError("sink failed")
+
+    base = avatar.landmarks * 60 + 100
+    with tiny_model.stream(avatar).live(on_frame=sink, pipelined=pipelined) as live:
+        for i in range(3):
+            live.submit(base + i, timestamp=i / 30)
+            assert live.wait_idle()
+    assert isinstance(live.error, OSError) and calls == [0.0, 1 / 30, 2 / 30]
+    assert (live.stats.pushed, live.stats.rendered, live.stats.dropped) == (3, 3, 0)
+
+
 def test_a_long_live_run_keeps_memory_and_queues_flat(tiny_model, avatar) -> None:
     """10,000 landmark pushes: at most one input waits, the latency window is bounded, and memory
     allocated by the run stays flat between its first and last thousand pushes."""
