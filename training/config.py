@@ -60,6 +60,9 @@ class WarpConfig:
     # the first design: its mask had to start near 1, where the sigmoid's slope, 0.0025, starved it).
     synth_residual: bool = False
     reference_cap: int = 8  # shots an avatar keeps for the generator (the manifest states it)
+    # The synthesis branch also reads where the target's mouth is open beyond every chosen shot's
+    # (the inner-lip polygon, filled, times the opening no shot shows): what only painting can show.
+    mouth_channel: bool = False
 
     def validate(self) -> None:
         for name in ("prior_grid", "net_grid", "synth_grid"):

@@ -7,6 +7,9 @@
   no gradient and in 8,730 steps the mask never left 0.999 (docs/model-card.md). The residual design
   shows the warp at any mask, so the mask can start at 0.5. The painter's colour outputs are zeroed
   (a correction of zero: the converted model renders what the old one did up to the old mask's 0.1%).
+- ``--mouth-channel``: the synthesis branch also reads ``MouthInterior`` (``warp.mouth_channel``:
+  where the target's mouth opens beyond every chosen shot's). Its first convolution gains an input
+  channel with zero weights, so the converted model renders exactly what the old one did.
 - ``--prior-grid N``: the resolution of the analytic piecewise-affine field (``warp.prior_grid``).
   It holds no weights (the mesh is solved per frame), so any multiple of 4 works with the same
   weights; a finer field follows the mesh more closely (the classical warp solves it per pixel).
@@ -23,7 +26,7 @@ import torch
 from .checkpoint import CheckpointState, Models, load_checkpoint, save_checkpoint
 from .errors import CheckpointError
 from .networks import WarpGenerator
-from .networks.warp_generator import PiecewiseAffineField
+from .networks.warp_generator import MouthInterior, PiecewiseAffineField
 
 
 def to_residual(models: Models, mask_logit: float = 0.0) -> None:
@@ -40,6 +43,26 @@ def to_residual(models: Models, mask_logit: float = 0.0) -> None:
     with torch.no_grad():
         out.weight.zero_()  # colour correction 0; the mask a constant logit (learns from here)
         out.bias.copy_(torch.tensor([0.0, 0.0, 0.0, float(mask_logit)]))
+
+
+def add_mouth_channel(models: Models) -> None:
+    """Give a warp-family model's synthesis branch the mouth-interior input, in place (see the module
+    docstring): a zero-weighted input channel, so its frames do not change."""
+    gen = models.generator
+    if not isinstance(gen, WarpGenerator):
+        raise CheckpointError("only a warp-family checkpoint has a synthesis branch to convert")
+    if models.config.net.warp.mouth_channel:
+        raise CheckpointError("the checkpoint already has the mouth channel")
+    models.config.net.warp.mouth_channel = True
+    gen.config = models.config.net.warp
+    gen.mouth = MouthInterior(gen.config.synth_grid)
+    old = gen.synthesiser.c1
+    new = torch.nn.Conv2d(old.in_channels + 1, old.out_channels, old.kernel_size, old.stride, old.padding)
+    with torch.no_grad():
+        new.weight.zero_()
+        new.weight[:, :old.in_channels] = old.weight
+        new.bias.copy_(old.bias)
+    gen.synthesiser.c1 = new
 
 
 def set_prior_grid(models: Models, grid: int) -> None:
@@ -59,22 +82,25 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("out", type=Path, help="where to write the converted checkpoint (must not exist)")
     p.add_argument("--residual", action="store_true", help="first design -> residual synthesis")
     p.add_argument("--mask-logit", type=float, default=0.0, help="with --residual: the mask's starting logit (0: 0.5)")
+    p.add_argument("--mouth-channel", action="store_true", help="add the mouth-interior input to the synthesis branch")
     p.add_argument("--prior-grid", type=int, help="the analytic field's resolution (a multiple of 4)")
     args = p.parse_args(argv)
-    if not args.residual and args.prior_grid is None:
-        p.error("nothing to convert: give --residual and/or --prior-grid")
+    if not args.residual and not args.mouth_channel and args.prior_grid is None:
+        p.error("nothing to convert: give --residual, --mouth-channel and/or --prior-grid")
     if args.out.exists() or args.out.resolve() == args.checkpoint.resolve():
         p.error(f"{args.out} exists; choose a new path")
     models, state = load_checkpoint(args.checkpoint)
     if args.residual:
         to_residual(models, args.mask_logit)
+    if args.mouth_channel:
+        add_mouth_channel(models)
     if args.prior_grid is not None:
         set_prior_grid(models, args.prior_grid)
     save_checkpoint(args.out, models, CheckpointState(step=state.step, videos=state.videos, data=state.data,
                                                       kind=state.kind, extra=state.extra))
     wc = models.config.net.warp
     print(f"{args.out}: step {state.step}, {'residual' if wc.synth_residual else 'absolute'} synthesis, "
-          f"prior grid {wc.prior_grid}")
+          f"prior grid {wc.prior_grid}, mouth channel {'on' if wc.mouth_channel else 'off'}")
 
 
 if __name__ == "__main__":

@@ -277,3 +277,42 @@ def test_the_mouth_loss_trains_and_is_logged(synthetic, tmp_path) -> None:
     train(cfg.validate(), RunOptions(data=[synthetic], out=tmp_path / "mouth", quiet=True))
     rows = read_metrics(tmp_path / "mouth" / METRICS)
     assert len(rows) == 2 and all(0 < float(r["mouth"]) < float(r["loss_g"]) for r in rows)
+
+
+def test_the_mouth_channel_marks_an_opening_no_shot_shows_and_converts_without_changing_frames() -> None:
+    """MouthInterior fills the target's inner-lip polygon where its mouth opens wider than every
+    chosen shot's, and is zero when a shot opens as wide; training.warp_convert --mouth-channel
+    adds it with zero weights (same frames) and the painter's new weights then get gradient."""
+    from training.checkpoint import build_models
+    from training.networks.warp_generator import INNER_GAP, MouthInterior, mouth_opening
+    from training.warp_convert import add_mouth_channel
+
+    closed = torch.from_numpy(template_landmarks())
+    opened = closed.clone()
+    opened[INNER_GAP[1]:68, 1] += 0.08  # the lower inner lip (points 65-67) drops
+    opened[INNER_GAP[1] - 1, 1] += 0.08
+    assert float(mouth_opening(opened)) > float(mouth_opening(closed)) + 0.05
+    mouth = MouthInterior(64)
+    beyond = mouth(opened[None], closed[None, None])
+    assert float(beyond.max()) > 0.3 and 0 < float((beyond > 0).float().mean()) < 0.05
+    ys, xs = torch.nonzero(beyond[0, 0] > 0, as_tuple=True)
+    centre = (opened[60:68].mean(0) + 1) * 32  # in pixels of the 64 grid
+    assert abs(float(xs.float().mean()) + 0.5 - float(centre[0])) < 2 and abs(float(ys.float().mean()) + 0.5 - float(centre[1])) < 2
+    assert float(mouth(opened[None], torch.stack([closed, opened])[None]).abs().max()) == 0.0
+
+    config = tiny_warp_config()
+    torch.manual_seed(0)
+    models = build_models(config.validate(), 1)
+    g = models.generator.eval()
+    r = g.resolution
+    shots, identity = _shots(r, 1)[None], torch.randn(1, g.synthesiser.film.in_features)
+    with torch.no_grad():
+        before = g(opened[None], identity, shots, closed[None, None])
+    add_mouth_channel(models)
+    assert models.config.net.warp.mouth_channel and g.mouth is not None
+    after = g(opened[None], identity, shots, closed[None, None])
+    assert torch.equal(before, after.detach())
+    torch.nn.init.normal_(g.synthesiser.out.weight, std=0.01)  # a trained painter (zero at init passes no gradient)
+    after = g(opened[None], identity, shots, closed[None, None])
+    (after - _shots(r, 1, seed=7)).abs().mean().backward()
+    assert float(g.synthesiser.c1.weight.grad[:, -1].abs().sum()) > 0

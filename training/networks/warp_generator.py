@@ -12,7 +12,8 @@ Per frame, from the target's 68 landmarks and K reference shots (crops + their l
 4. Blending: softmax over the shots of ``-mean landmark distance / tau + confidence``, per pixel
    (tau starts small: the nearest shot wins).
 5. ``Synthesiser``: a small U-Net conditioned on the identity (FiLM) paints the image and an
-   occlusion mask m: ``out = m * warped + (1 - m) * synth``. With ``synth_residual`` the painted
+   occlusion mask m (with ``mouth_channel`` it also reads ``MouthInterior``: where the target's
+   mouth opens beyond every chosen shot's): ``out = m * warped + (1 - m) * synth``. With ``synth_residual`` the painted
    image is the warp plus a correction (zero at init), so the mask can start at 0.5, where it and
    the painter get gradient; otherwise (the first design) the mask starts at ~1 to show the warp.
 
@@ -66,20 +67,7 @@ class PiecewiseAffineField(nn.Module):
         t, g = self.num_triangles, self.grid
         pts_t = torch.cat([target, self.border.expand(b, -1, -1)], 1)  # [B, N, 2]
         tri = pts_t.index_select(1, self.triangles).reshape(b, t, 3, 2)
-        v0, v1, v2 = tri[:, :, 0], tri[:, :, 1], tri[:, :, 2]  # [B, T, 2]
-        a, c = v1 - v0, v2 - v0
-        det = a[..., 0] * c[..., 1] - a[..., 1] * c[..., 0]  # [B, T]
-        valid = det.abs() > 1e-7
-        inv_det = torch.where(valid, 1.0 / torch.where(valid, det, torch.ones_like(det)), torch.zeros_like(det))
-        # Barycentrics are affine in the pixel: [l1, l2] = [x, y, 1] @ coef, coef [B, 3, 2T].
-        ax, ay, cx, cy, x0, y0 = a[..., 0], a[..., 1], c[..., 0], c[..., 1], v0[..., 0], v0[..., 1]
-        coef1 = torch.stack([cy, -cx, cx * y0 - cy * x0], 1) * inv_det[:, None]
-        coef2 = torch.stack([-ay, ax, ay * x0 - ax * y0], 1) * inv_det[:, None]
-        lam = torch.matmul(self.pixels_h, torch.cat([coef1, coef2], 2))  # [B, P, 2T]
-        l1, l2 = lam[..., :t], lam[..., t:]
-        l0 = 1.0 - l1 - l2
-        eps = 1e-5
-        inside = (torch.minimum(torch.minimum(l0, l1), l2) >= -eps) & valid[:, None]
+        inside, l1, l2 = barycentric(self.pixels_h, tri)
         weight = inside.to(target.dtype)  # [B, P, T]
         count = weight.sum(-1, keepdim=True)  # [B, P, 1]
         weight = weight / count.clamp(min=1.0)
@@ -93,6 +81,66 @@ class PiecewiseAffineField(nn.Module):
         empty = (count <= 0).to(target.dtype)  # [B, P, 1]
         src = src + (empty * self.pixels)[:, None]
         return src.reshape(b, k, g, g, 2)
+
+
+def barycentric(pixels_h: torch.Tensor, tri: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pixels [P, 3] (x, y, 1) against triangles [B, T, 3, 2] -> (inside [B, P, T] bool, l1, l2
+    [B, P, T]): each pixel's barycentric coordinates in each triangle (degenerate ones: never inside)."""
+    t = tri.shape[1]
+    v0, v1, v2 = tri[:, :, 0], tri[:, :, 1], tri[:, :, 2]  # [B, T, 2]
+    a, c = v1 - v0, v2 - v0
+    det = a[..., 0] * c[..., 1] - a[..., 1] * c[..., 0]  # [B, T]
+    valid = det.abs() > 1e-7
+    inv_det = torch.where(valid, 1.0 / torch.where(valid, det, torch.ones_like(det)), torch.zeros_like(det))
+    # Barycentrics are affine in the pixel: [l1, l2] = [x, y, 1] @ coef, coef [B, 3, 2T].
+    ax, ay, cx, cy, x0, y0 = a[..., 0], a[..., 1], c[..., 0], c[..., 1], v0[..., 0], v0[..., 1]
+    coef1 = torch.stack([cy, -cx, cx * y0 - cy * x0], 1) * inv_det[:, None]
+    coef2 = torch.stack([-ay, ax, ay * x0 - ax * y0], 1) * inv_det[:, None]
+    lam = torch.matmul(pixels_h, torch.cat([coef1, coef2], 2))  # [B, P, 2T]
+    l1, l2 = lam[..., :t], lam[..., t:]
+    l0 = 1.0 - l1 - l2
+    inside = (torch.minimum(torch.minimum(l0, l1), l2) >= -1e-5) & valid[:, None]
+    return inside, l1, l2
+
+
+INNER_LIPS = tuple(range(60, 68))  # the 68-point scheme's inner-lip contour, in order
+INNER_GAP = (62, 66)  # the inner lips' middle points, top and bottom
+MOUTH_GAIN = 10.0  # the channel's scale: an opening of 0.1 face sizes beyond every shot's reads 1
+
+
+def mouth_opening(landmarks: torch.Tensor) -> torch.Tensor:
+    """[..., 68, 2] -> [...]: the inner-lip gap (points 62 to 66) over the face size (the square
+    root of the landmarks' bounding-box area), as bench/quality_metrics.mouth_opening measures it."""
+    gap = landmarks[..., INNER_GAP[1], :] - landmarks[..., INNER_GAP[0], :]
+    span = landmarks.amax(-2) - landmarks.amin(-2)
+    size = torch.sqrt((span[..., 0] * span[..., 1]).clamp(min=1e-12))
+    return torch.sqrt((gap * gap).sum(-1) + 1e-12) / size
+
+
+class MouthInterior(nn.Module):
+    """Target landmarks [B,68,2] + the chosen shots' [B,M,68,2] -> [B,1,G,G]: the target's inner-lip
+    polygon, filled (a fan of triangles from its centroid), times ``MOUTH_GAIN`` x how much wider
+    the target's mouth opens than the widest chosen shot's (0 when a shot opens as wide). That is
+    where the warp can only stretch lips and the synthesis branch has to paint (teeth, tongue)."""
+
+    def __init__(self, grid: int) -> None:
+        super().__init__()
+        self.register_buffer("lips", torch.tensor(INNER_LIPS, dtype=torch.int64), persistent=False)
+        self.register_buffer("next", torch.tensor(INNER_LIPS[1:] + INNER_LIPS[:1], dtype=torch.int64),
+                             persistent=False)
+        pixels = pixel_centres(grid)
+        self.register_buffer("pixels_h", torch.cat([pixels, torch.ones(len(pixels), 1)], 1), persistent=False)
+        self.grid = grid
+
+    def forward(self, target: torch.Tensor, shots: torch.Tensor) -> torch.Tensor:
+        b, g = target.shape[0], self.grid
+        ring, nxt = target.index_select(1, self.lips), target.index_select(1, self.next)  # [B, 8, 2]
+        centre = ring.mean(1, keepdim=True).expand_as(ring)
+        tri = torch.stack([centre, ring, nxt], 2)  # [B, 8, 3, 2]
+        inside, _, _ = barycentric(self.pixels_h, tri)
+        fill = inside.to(target.dtype).amax(-1)  # [B, P]
+        beyond = (mouth_opening(target) - mouth_opening(shots).amax(1)).clamp(min=0.0)  # [B]
+        return (fill * (MOUTH_GAIN * beyond)[:, None]).reshape(b, 1, g, g)
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
@@ -136,7 +184,7 @@ class FlowRefiner(nn.Module):
 
 
 class Synthesiser(nn.Module):
-    """[blended warp (3), target raster, warp spread (1)] + identity -> (image or correction (3) in [-1,1],
+    """[blended warp (3), target raster, warp spread (1), (mouth interior (1))] + identity -> (image or correction (3) in [-1,1],
     mask logit (1))."""
 
     def __init__(self, cin: int, width: int, identity_dim: int, mask_bias: float) -> None:
@@ -182,7 +230,9 @@ class WarpGenerator(nn.Module):
         self.synth_raster = LandmarkRasterizer(wc.synth_grid, config.raster)
         parts = self.net_raster.channels
         self.refiner = FlowRefiner(3 + parts + 2, wc.flow_width)
-        self.synthesiser = Synthesiser(3 + parts + 1, wc.synth_width, config.embedding_dim, wc.mask_bias)
+        self.mouth = MouthInterior(wc.synth_grid) if wc.mouth_channel else None
+        self.synthesiser = Synthesiser(3 + parts + 1 + wc.mouth_channel, wc.synth_width, config.embedding_dim,
+                                       wc.mask_bias)
         self.log_tau = nn.Parameter(torch.tensor(math.log(wc.tau_init)))
         self.register_buffer("net_pixels", pixel_centres(wc.net_grid).reshape(1, wc.net_grid, wc.net_grid, 2),
                              persistent=False)
@@ -236,7 +286,11 @@ class WarpGenerator(nn.Module):
         if "synthesis" in self.stages:
             sg = wc.synth_grid
             spread = (weights * (warped_m - warped[:, None]).abs().mean(2, keepdim=True)).sum(1)  # [B,1,R,R]
-            x = torch.cat([_up(warped, sg), self.synth_raster(landmarks), _up(spread, sg)], 1)
+            x = [_up(warped, sg), self.synth_raster(landmarks), _up(spread, sg)]
+            if self.mouth is not None:
+                with _fp32(landmarks):
+                    x.append(self.mouth(landmarks.float(), shots_landmarks.float()).to(warped.dtype))
+            x = torch.cat(x, 1)
             synth, mask_logit = self.synthesiser(x, identity)
             mask = torch.sigmoid(_up(mask_logit, r))
             synth = _up(synth, r)
