@@ -1,7 +1,7 @@
 """Speed of the live path: where a frame's time goes, and what a real-time source gets.
 
     python bench/live.py [--clip CLIP] [--source IMG] [--model PACKAGE] [--seconds 10] [--threads 0]
-                         [--variants fp32,int8] [--modes pipeline,single] [--rounds 1]
+                         [--variants fp32,int8] [--modes pipeline,single] [--rounds 1] [--spinning on,off]
                          [--json FILE] [--markdown FILE]
 
 For each generator variant, in one run:
@@ -14,7 +14,9 @@ For each generator variant, in one run:
    rendered per second, dropped share, and latency from a frame's arrival to its rendered frame
    (p50, p95), for each of ``--modes``: ``pipeline`` (the default LiveStream: tracking and rendering
    on two workers) and ``single`` (one worker tracks and renders each frame, as before session 16),
-   alternated ``--rounds`` times in one run. Targets (issue 20): 25 FPS from a 25 fps source and p95 <= 120 ms on 2
+   alternated ``--rounds`` times in one run; with ``--spinning on,off`` also with ONNX Runtime's
+   intra-op threads spinning between runs (its default) and not (they then leave the second core
+   to the tracking thread). Targets (issue 20): 25 FPS from a 25 fps source and p95 <= 120 ms on 2
    cores.
 
 Prints the CPU and its vector extensions with the table (machines here differ).
@@ -90,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", default="fp32,int8")
     p.add_argument("--modes", default="pipeline,single", help="LiveStream modes, each a live run per variant")
     p.add_argument("--rounds", type=int, default=1, help="the modes alternated this many times (a noisy host)")
+    p.add_argument("--spinning", default="on", help="ONNX Runtime's intra-op spinning between runs: on, off or on,off")
     p.add_argument("--json", type=Path)
     p.add_argument("--markdown", type=Path)
     args = p.parse_args(argv)
@@ -100,24 +103,27 @@ def main(argv: list[str] | None = None) -> int:
     fps = probe(args.clip).fps or 25.0
     frames = list(iter_frames(args.clip, limit=args.frames))
     rows = []
-    for variant in args.variants.split(","):
-        model = talkinghead.load_model(args.model, providers="cpu", variant=variant, intra_op_threads=args.threads)
+    for variant, spin in [(v, sp) for v in args.variants.split(",") for sp in args.spinning.split(",")]:
+        if spin not in ("on", "off"):
+            p.error(f"--spinning: 'on' or 'off', got {spin!r}")
+        model = talkinghead.load_model(args.model, providers="cpu", variant=variant, intra_op_threads=args.threads,
+                                       allow_spinning=spin == "on")
         avatar = model.create_avatar([args.source]) if args.source else model.default_avatar()
         stages = stage_times(model, avatar, frames, fps)
         for mode in [m for _ in range(args.rounds) for m in args.modes.split(",")]:
             if mode not in ("pipeline", "single"):
                 p.error(f"--modes: 'pipeline' or 'single', got {mode!r}")
             live = live_run(model, avatar, args.clip, args.seconds, pipelined=mode == "pipeline")
-            rows.append({"model": model.name, "variant": model.variant, "mode": mode,
+            rows.append({"model": model.name, "variant": model.variant, "mode": mode, "spinning": spin,
                          **{f"{k}_ms": v for k, v in stages.items()}, **live})
-            print(f"{variant} {mode}: {rows[-1]}", file=sys.stderr)
+            print(f"{variant} {mode} spinning {spin}: {rows[-1]}", file=sys.stderr)
     cpu = cpu_description()
     lines = [f"## Live path ({rows[0]['model']}, {args.clip.name} at {fps:g} fps, {args.threads or 'all'} thread(s))",
              "", cpu, "",
-             "| variant | live mode | track ms | transfer ms | render ms | paste ms | sum ms | live FPS | dropped | p50 ms | p95 ms |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| variant | spinning | live mode | track ms | transfer ms | render ms | paste ms | sum ms | live FPS | dropped | p50 ms | p95 ms |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['variant']} | {r['mode']} | {r['track_ms']:.1f} | {r['transfer_ms']:.2f} | {r['render_ms']:.1f} | "
+        lines.append(f"| {r['variant']} | {r['spinning']} | {r['mode']} | {r['track_ms']:.1f} | {r['transfer_ms']:.2f} | {r['render_ms']:.1f} | "
                      f"{r['paste_ms']:.1f} | {r['total_ms']:.1f} | {r['fps']:.1f} | {100 * r['dropped_share']:.0f}% | "
                      f"{r['p50_ms']:.0f} | {r['p95_ms']:.0f} |")
     text = "\n".join(lines)

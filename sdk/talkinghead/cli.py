@@ -116,11 +116,11 @@ def _check_output(path: Path, overwrite: bool, inputs: list[Path] = ()) -> None:
         raise InputError(f"cannot write {path}: folder {parent} is not writable")
 
 
-def _load(args):
+def _load(args, **session_options):
     from .model import load_model
 
     return load_model(args.model, providers=args.provider, intra_op_threads=args.threads, variant=args.variant,
-                      watermark=not getattr(args, "no_watermark", False))
+                      watermark=not getattr(args, "no_watermark", False), **session_options)
 
 
 def _signing(args):
@@ -230,7 +230,8 @@ def cmd_live(args) -> int:
                         pitch=args.pitch, roll=args.roll, expression_only=args.expression_only).validate()
     window = Window() if args.window else None  # fail on a missing display before loading anything
     frames = camera_frames(args.camera) if args.camera is not None else clip_frames(args.driving, args.realtime)
-    model = _load(args)
+    # Live, ONNX Runtime's threads must not spin between frames: capture and tracking share the cores.
+    model = _load(args, allow_spinning=False)
     if args.avatar:
         avatar = Avatar.load(args.avatar)
     elif args.source:
