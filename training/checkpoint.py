@@ -1,8 +1,8 @@
 """Checkpoints: one safetensors file of weights whose metadata carries the config and run state.
 
 ``checkpoint.safetensors`` holds the embedder, generator and discriminator weights (prefixed
-``embedder.``, ``generator.``, ``discriminator.``; a personalised checkpoint also holds
-``personal.psi``) and, in its metadata, the config, the step, the training videos and the content
+``embedder.``, ``generator.``, ``discriminator.``; a warp run with ``loss.w_mouth_adv`` also
+``mouth_discriminator.``; a personalised checkpoint also holds ``personal.psi``) and, in its metadata, the config, the step, the training videos and the content
 backbone, so export can rebuild the modules from the file alone (no pickled code). The optimizer
 state lives beside it in ``optimizer.pt``. A compact copy (fp16, no optimizer) is what the repo keeps.
 
@@ -26,7 +26,7 @@ from safetensors.torch import save_file
 from .averaging import Averaged
 from .config import Config, config_from_dict
 from .errors import CheckpointError, ConfigError
-from .networks import Discriminator, Embedder, Generator, WarpGenerator
+from .networks import Discriminator, Embedder, Generator, MouthDiscriminator, WarpGenerator
 
 FORMAT = "talkinghead-checkpoint/1"
 TRAIN_PREFIX = "train."  # the optimiser's own weights, beside an average
@@ -42,6 +42,7 @@ class Models:
     discriminator: Discriminator | None  # None for a warp model trained without an adversary
     psi: torch.Tensor | None = None  # personalised AdaIN parameters [1, P]
     averaged: Averaged | None = None  # EMA of embedder + generator (what ships), while training with one
+    mouth_discriminator: MouthDiscriminator | None = None  # warp family with loss.w_mouth_adv
 
 
 @dataclass
@@ -55,13 +56,17 @@ class CheckpointState:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def build_models(config: Config, num_videos: int, *, discriminator: bool | None = None) -> Models:
+def build_models(config: Config, num_videos: int, *, discriminator: bool | None = None,
+                 mouth_discriminator: bool | None = None) -> Models:
     """Fresh modules for a config: the family's generator and, for the adain family or a warp config
-    with adversarial weights (``discriminator`` overrides), a discriminator."""
+    with adversarial weights (``discriminator`` overrides), a discriminator; for a warp config with
+    ``loss.w_mouth_adv`` (``mouth_discriminator`` overrides), the mouth discriminator."""
     net = config.net
     if net.family == "warp":
         with_d = config.loss.adversarial if discriminator is None else discriminator
-        return Models(config, Embedder(net), WarpGenerator(net), Discriminator(net, max(num_videos, 1)) if with_d else None)
+        with_md = config.loss.w_mouth_adv > 0 if mouth_discriminator is None else mouth_discriminator
+        return Models(config, Embedder(net), WarpGenerator(net), Discriminator(net, max(num_videos, 1)) if with_d else None,
+                      mouth_discriminator=MouthDiscriminator() if with_md else None)
     return Models(config, Embedder(net), Generator(net), Discriminator(net, max(num_videos, 1)))
 
 
@@ -83,7 +88,7 @@ def _state_dict(models: Models, with_training_weights: bool) -> dict[str, torch.
     avg = models.averaged
     modules = [("embedder", avg.embedder if avg else models.embedder),
                ("generator", avg.generator if avg else models.generator),
-               ("discriminator", models.discriminator)]
+               ("discriminator", models.discriminator), ("mouth_discriminator", models.mouth_discriminator)]
     modules = [(prefix, module) for prefix, module in modules if module is not None]
     if avg is not None and with_training_weights:
         modules += [(TRAIN_PREFIX + "embedder", models.embedder), (TRAIN_PREFIX + "generator", models.generator)]
@@ -172,9 +177,13 @@ def load_checkpoint(path: Path, config: Config | None = None, *,
     # not (--init) with an adversarial config starts a fresh discriminator (nothing to load into it).
     fresh_d = cfg.net.family == "warp" and not has_d
     with_d = (not fresh_d or (for_training and cfg.loss.adversarial)) if cfg.net.family == "warp" else None
-    models = build_models(cfg, num_videos, discriminator=with_d)
+    # Likewise the mouth discriminator: loaded where the checkpoint has one, fresh where the config asks.
+    has_md = any(k.startswith("mouth_discriminator.") for k in tensors)
+    with_md = has_md or (for_training and cfg.loss.w_mouth_adv > 0) if cfg.net.family == "warp" else False
+    models = build_models(cfg, num_videos, discriminator=with_d, mouth_discriminator=with_md)
     for prefix, module in (("embedder", models.embedder), ("generator", models.generator),
-                           ("discriminator", None if fresh_d else models.discriminator)):
+                           ("discriminator", None if fresh_d else models.discriminator),
+                           ("mouth_discriminator", models.mouth_discriminator if has_md else None)):
         if module is not None:
             _load_module(path, module, tensors, prefix)
     if for_training and any(k.startswith(TRAIN_PREFIX) for k in tensors):

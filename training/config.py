@@ -148,6 +148,10 @@ class LossConfig:
     # opening mouth's inside (teeth), which no warp of a closed-mouth shot shows.
     w_mouth: float = 0.0
     mouth_crop: int = 64  # side of the mouth box the mouth loss compares, in pixels
+    # A patch discriminator on the mouth box, conditioned on the inner-lip polygon (warp family;
+    # training/networks/mouth_discriminator.py): L1 and perceptual losses settle for the mean of
+    # teeth, tongue and shadow, which the warp's stretched lips already nearly are.
+    w_mouth_adv: float = 0.0
 
     @property
     def adversarial(self) -> bool:
@@ -159,8 +163,8 @@ class LossConfig:
             raise ConfigError("content_backbone 'vgg19' needs loss.content_weights_file (a state dict)")
         if self.l1_scales < 1:
             raise ConfigError("loss.l1_scales must be >= 1")
-        if self.w_mouth < 0 or self.mouth_crop < 16:
-            raise ConfigError("loss.w_mouth must be >= 0 and loss.mouth_crop >= 16")
+        if self.w_mouth < 0 or self.w_mouth_adv < 0 or self.mouth_crop < 16 or self.mouth_crop % 16:
+            raise ConfigError("loss.w_mouth and loss.w_mouth_adv must be >= 0, loss.mouth_crop a multiple of 16")
 
 
 @dataclass
@@ -228,6 +232,8 @@ class Config:
         self.train.validate()
         if self.train.reference_scale != 1 and self.net.family != "warp":
             raise ConfigError("train.reference_scale is for the warp family (its generator reads the shots)")
+        if (self.loss.w_mouth > 0 or self.loss.w_mouth_adv > 0) and self.net.family != "warp":
+            raise ConfigError("loss.w_mouth and loss.w_mouth_adv are for the warp family")
         return self
 
     def to_dict(self) -> dict[str, Any]:

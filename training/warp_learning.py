@@ -6,12 +6,16 @@ reuses the lite model's embedder, so a warp package ships the same embedder grap
 content loss (multi-scale L1 + EfficientNet-Lite0 features) plus an L1 on image gradients, which
 punishes the blur that blending shots drifts into, and with ``loss.w_mouth`` above zero
 (training/configs/warp_mouth.json) the content loss again on the mouth box, where an opening mouth
-needs painting (teeth) that the whole-image loss barely weighs. With ``loss.w_adv`` or ``loss.w_fm`` above zero
+needs painting (teeth) that the whole-image loss barely weighs; with ``loss.w_mouth_adv`` above
+zero a patch discriminator on the mouth box (conditioned on the inner-lip polygon) adds its hinge
+loss and takes one step of its own per generator step. With ``loss.w_adv`` or ``loss.w_fm`` above zero
 (training/configs/warp_adversarial.json) the paper's projection discriminator (lite's, conditioned
 on the target's landmarks and a vector per training video) adds its hinge loss and feature matching,
 and takes ``train.d_steps`` steps of its own per generator step; otherwise there is no discriminator.
 """
 from __future__ import annotations
+
+import itertools
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +27,7 @@ from .resample import box_filter_to
 from .errors import TrainingError
 from .losses import ContentLoss, adversarial_g_loss, feature_matching_loss, hinge_d_loss, mouth_crops
 from .meta_learning import StepResult, embed_episode
+from .networks.warp_generator import MouthInterior
 from .precision import autocast, no_gradients
 
 
@@ -59,6 +64,12 @@ class WarpLearner:
             raise TrainingError("this checkpoint trained with a discriminator: train it with a config whose "
                                 "loss.w_adv or loss.w_fm is above zero")
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_disc, betas=t.betas) if self.D is not None else None
+        self.MD = models.mouth_discriminator.to(device) if models.mouth_discriminator is not None else None
+        if self.MD is not None and config.loss.w_mouth_adv <= 0:
+            raise TrainingError("this checkpoint trained with a mouth discriminator: train it with a config whose "
+                                "loss.w_mouth_adv is above zero")
+        self.opt_md = torch.optim.Adam(self.MD.parameters(), lr=t.lr_disc, betas=t.betas) if self.MD is not None else None
+        self.lips = MouthInterior(config.net.resolution).to(device)  # the mouth discriminator's condition
         if t.ema_decay == 0:
             models.averaged = None
         elif models.averaged is None:
@@ -69,7 +80,8 @@ class WarpLearner:
 
     @property
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"gen": self.opt_g, "disc": self.opt_d} if self.opt_d is not None else {"gen": self.opt_g}
+        opts = {"gen": self.opt_g, "disc": self.opt_d, "mouth_disc": self.opt_md}
+        return {k: o for k, o in opts.items() if o is not None}
 
     def step(self, batch: dict[str, torch.Tensor]) -> StepResult:
         t, w = self.config.train, self.config.loss
@@ -89,23 +101,34 @@ class WarpLearner:
         l_grad = gradient_l1(fake, real)
         loss = l_content + w.w_gradient * l_grad
         extra: dict[str, float] = {}
+        mouths = None  # fake and real mouth crops, and the inner-lip condition cropped alike
+        if w.w_mouth > 0 or self.MD is not None:
+            mouths = (mouth_crops(fake, lm, w.mouth_crop), mouth_crops(real, lm, w.mouth_crop),
+                      mouth_crops(self.lips.fill(lm.float()), lm, w.mouth_crop))
         if w.w_mouth > 0:  # the content loss again on the mouth box: asks the painter for teeth
             with autocast(self.device, t.precision):
-                l_mouth = self.content(mouth_crops(fake, lm, w.mouth_crop), mouth_crops(real, lm, w.mouth_crop))
+                l_mouth = self.content(mouths[0], mouths[1])
             loss = loss + w.w_mouth * l_mouth.float()
             extra["mouth"] = float(l_mouth.detach())
         self.opt_g.zero_grad(set_to_none=True)
-        with no_gradients(self.D.parameters() if self.D is not None else []):  # its own step follows
+        frozen = [m.parameters() for m in (self.D, self.MD) if m is not None]
+        with no_gradients(itertools.chain(*frozen)):  # their own steps follow
             if self.D is not None:
                 l_adv, l_fm = self._adversarial_terms(fake, real, lm, vid)
                 loss = loss + w.w_adv * l_adv + w.w_fm * l_fm
                 extra.update(adv=float(l_adv.detach()), fm=float(l_fm.detach()))
+            if self.MD is not None:
+                l_madv = adversarial_g_loss(self.MD(torch.cat([mouths[0], mouths[2]], 1)).float())
+                loss = loss + w.w_mouth_adv * l_madv
+                extra["mouth_adv"] = float(l_madv.detach())
             loss.backward()
         self.opt_g.step()
         if self.models.averaged is not None:
             self.models.averaged.update(self.models.embedder, self.models.generator, t.ema_decay)
         if self.D is not None:
             extra.update(self._discriminator_steps(fake.detach(), real, lm, vid))
+        if self.MD is not None:
+            extra.update(self._mouth_discriminator_step(mouths[0].detach(), mouths[1], mouths[2]))
         self.step_index += 1
         with torch.no_grad():
             l1 = torch.mean(torch.abs(fake - real))
@@ -126,6 +149,18 @@ class WarpLearner:
         l_adv = adversarial_g_loss(fake_score.float())
         l_fm = feature_matching_loss([f.float() for f in fake_feats], [f.float() for f in real_feats])
         return l_adv, l_fm
+
+    def _mouth_discriminator_step(self, fake: torch.Tensor, real: torch.Tensor, lips: torch.Tensor) -> dict[str, float]:
+        """One hinge update of the mouth discriminator on this step's real and rendered mouth crops."""
+        self.MD.train()
+        real_score = self.MD(torch.cat([real, lips], 1)).float()
+        fake_score = self.MD(torch.cat([fake, lips], 1)).float()
+        l_d = hinge_d_loss(real_score, fake_score)
+        self.opt_md.zero_grad(set_to_none=True)
+        l_d.backward()
+        self.opt_md.step()
+        return {"mouth_d": float(l_d.detach()), "mouth_d_real": float(real_score.mean().detach()),
+                "mouth_d_fake": float(fake_score.mean().detach())}
 
     def _discriminator_steps(self, fake: torch.Tensor, real: torch.Tensor, lm: torch.Tensor,
                              vid: torch.Tensor) -> dict[str, float]:

@@ -316,3 +316,35 @@ def test_the_mouth_channel_marks_an_opening_no_shot_shows_and_converts_without_c
     after = g(opened[None], identity, shots, closed[None, None])
     (after - _shots(r, 1, seed=7)).abs().mean().backward()
     assert float(g.synthesiser.c1.weight.grad[:, -1].abs().sum()) > 0
+
+
+def test_the_mouth_discriminator_trains_beside_the_generator_and_resumes(synthetic, tmp_path) -> None:
+    """loss.w_mouth_adv above zero: a fresh mouth discriminator trains beside a warp checkpoint
+    without one (its losses logged, its weights saved and moved on resume); the plain config then
+    refuses that checkpoint instead of dropping the discriminator."""
+    from training.checkpoint import CheckpointState, build_models, load_checkpoint, save_checkpoint
+    from training.errors import TrainingError
+    from training.run_dir import METRICS, read_metrics
+    from training.train import RunOptions, train
+
+    plain = tiny_warp_config()
+    plain.train.k_shots, plain.train.batch_size, plain.train.log_every = 2, 1, 1
+    start = tmp_path / "plain.safetensors"
+    save_checkpoint(start, build_models(plain.validate(), 3), CheckpointState(step=10))
+    adv = tiny_warp_config()
+    adv.train.k_shots, adv.train.batch_size, adv.train.log_every, adv.train.steps = 2, 1, 1, 12
+    adv.loss.w_mouth, adv.loss.w_mouth_adv, adv.loss.mouth_crop = 1.0, 0.5, 32
+    ckpt = train(adv.validate(), RunOptions(data=[synthetic], out=tmp_path / "adv", init=start, quiet=True))
+    models, state = load_checkpoint(ckpt)
+    assert state.step == 12 and models.mouth_discriminator is not None and models.discriminator is None
+    rows = read_metrics(tmp_path / "adv" / METRICS)
+    assert len(rows) == 2 and all(np.isfinite([float(r[k]) for k in ("mouth_adv", "mouth_d", "mouth")]).all()
+                                  for r in rows)
+    adv.train.steps = 13
+    again, _ = load_checkpoint(train(adv.validate(), RunOptions(data=[synthetic], out=tmp_path / "adv", resume=True,
+                                                                quiet=True)))
+    assert any(not torch.equal(a, b) for a, b in zip(models.mouth_discriminator.state_dict().values(),
+                                                      again.mouth_discriminator.state_dict().values()))
+    plain.train.steps = 14
+    with pytest.raises(TrainingError, match="mouth discriminator"):
+        train(plain.validate(), RunOptions(data=[synthetic], out=tmp_path / "plain", init=ckpt, quiet=True))

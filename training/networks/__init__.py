@@ -2,6 +2,7 @@
 from .discriminator import Discriminator
 from .embedder import Embedder
 from .generator import Generator, PersonalisedGenerator
+from .mouth_discriminator import MouthDiscriminator
 from .warp_generator import WarpGenerator
 
-__all__ = ["Embedder", "Generator", "PersonalisedGenerator", "Discriminator", "WarpGenerator"]
+__all__ = ["Embedder", "Generator", "PersonalisedGenerator", "Discriminator", "MouthDiscriminator", "WarpGenerator"]

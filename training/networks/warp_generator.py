@@ -133,14 +133,17 @@ class MouthInterior(nn.Module):
         self.grid = grid
 
     def forward(self, target: torch.Tensor, shots: torch.Tensor) -> torch.Tensor:
+        beyond = (mouth_opening(target) - mouth_opening(shots).amax(1)).clamp(min=0.0)  # [B]
+        return self.fill(target) * (MOUTH_GAIN * beyond)[:, None, None, None]
+
+    def fill(self, target: torch.Tensor) -> torch.Tensor:
+        """[B,68,2] -> [B,1,G,G]: 1 inside the inner-lip polygon, 0 outside."""
         b, g = target.shape[0], self.grid
         ring, nxt = target.index_select(1, self.lips), target.index_select(1, self.next)  # [B, 8, 2]
         centre = ring.mean(1, keepdim=True).expand_as(ring)
         tri = torch.stack([centre, ring, nxt], 2)  # [B, 8, 3, 2]
         inside, _, _ = barycentric(self.pixels_h, tri)
-        fill = inside.to(target.dtype).amax(-1)  # [B, P]
-        beyond = (mouth_opening(target) - mouth_opening(shots).amax(1)).clamp(min=0.0)  # [B]
-        return (fill * (MOUTH_GAIN * beyond)[:, None]).reshape(b, 1, g, g)
+        return inside.to(target.dtype).amax(-1).reshape(b, 1, g, g)
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
