@@ -29,11 +29,16 @@ from .networks import WarpGenerator
 from .networks.warp_generator import MouthInterior, PiecewiseAffineField
 
 
+def _warp_generator(models: Models) -> WarpGenerator:
+    """The checkpoint's warp generator; a CheckpointError for any other family."""
+    if not isinstance(models.generator, WarpGenerator):
+        raise CheckpointError("only a warp-family checkpoint can be converted (its generator is not a warp generator)")
+    return models.generator
+
+
 def to_residual(models: Models, mask_logit: float = 0.0) -> None:
     """Switch a warp-family model to residual synthesis in place (see the module docstring)."""
-    gen = models.generator
-    if not isinstance(gen, WarpGenerator):
-        raise CheckpointError("only a warp-family checkpoint has a synthesis branch to convert")
+    gen = _warp_generator(models)
     if models.config.net.warp.synth_residual:
         raise CheckpointError("the checkpoint already uses residual synthesis")
     models.config.net.warp.synth_residual = True
@@ -48,9 +53,7 @@ def to_residual(models: Models, mask_logit: float = 0.0) -> None:
 def add_mouth_channel(models: Models) -> None:
     """Give a warp-family model's synthesis branch the mouth-interior input, in place (see the module
     docstring): a zero-weighted input channel, so its frames do not change."""
-    gen = models.generator
-    if not isinstance(gen, WarpGenerator):
-        raise CheckpointError("only a warp-family checkpoint has a synthesis branch to convert")
+    gen = _warp_generator(models)
     if models.config.net.warp.mouth_channel:
         raise CheckpointError("the checkpoint already has the mouth channel")
     models.config.net.warp.mouth_channel = True
@@ -67,9 +70,7 @@ def add_mouth_channel(models: Models) -> None:
 
 def set_prior_grid(models: Models, grid: int) -> None:
     """Give a warp-family model's analytic field ``grid`` x ``grid`` resolution (in place)."""
-    gen = models.generator
-    if not isinstance(gen, WarpGenerator):
-        raise CheckpointError("only a warp-family checkpoint has a prior field")
+    gen = _warp_generator(models)
     models.config.net.warp.prior_grid = int(grid)
     models.config.net.warp.validate()
     gen.config = models.config.net.warp

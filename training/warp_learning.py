@@ -69,7 +69,7 @@ class WarpLearner:
             raise TrainingError("this checkpoint trained with a mouth discriminator: train it with a config whose "
                                 "loss.w_mouth_adv is above zero")
         self.opt_md = torch.optim.Adam(self.MD.parameters(), lr=t.lr_disc, betas=t.betas) if self.MD is not None else None
-        self.lips = MouthInterior(config.net.resolution).to(device)  # the mouth discriminator's condition
+        self.lips = MouthInterior(config.net.resolution).to(device) if self.MD is not None else None  # its condition
         if t.ema_decay == 0:
             models.averaged = None
         elif models.averaged is None:
@@ -101,10 +101,9 @@ class WarpLearner:
         l_grad = gradient_l1(fake, real)
         loss = l_content + w.w_gradient * l_grad
         extra: dict[str, float] = {}
-        mouths = None  # fake and real mouth crops, and the inner-lip condition cropped alike
+        mouths = None  # fake and real mouth crops
         if w.w_mouth > 0 or self.MD is not None:
-            mouths = (mouth_crops(fake, lm, w.mouth_crop), mouth_crops(real, lm, w.mouth_crop),
-                      mouth_crops(self.lips.fill(lm.float()), lm, w.mouth_crop))
+            mouths = (mouth_crops(fake, lm, w.mouth_crop), mouth_crops(real, lm, w.mouth_crop))
         if w.w_mouth > 0:  # the content loss again on the mouth box: asks the painter for teeth
             with autocast(self.device, t.precision):
                 l_mouth = self.content(mouths[0], mouths[1])
@@ -117,8 +116,9 @@ class WarpLearner:
                 l_adv, l_fm = self._adversarial_terms(fake, real, lm, vid)
                 loss = loss + w.w_adv * l_adv + w.w_fm * l_fm
                 extra.update(adv=float(l_adv.detach()), fm=float(l_fm.detach()))
-            if self.MD is not None:
-                l_madv = adversarial_g_loss(self.MD(torch.cat([mouths[0], mouths[2]], 1)).float())
+            if self.MD is not None:  # the inner-lip polygon, cropped like the image, is its condition
+                lips = mouth_crops(self.lips.fill(lm.float()), lm, w.mouth_crop)
+                l_madv = adversarial_g_loss(self.MD(torch.cat([mouths[0], lips], 1)).float())
                 loss = loss + w.w_mouth_adv * l_madv
                 extra["mouth_adv"] = float(l_madv.detach())
             loss.backward()
@@ -128,7 +128,7 @@ class WarpLearner:
         if self.D is not None:
             extra.update(self._discriminator_steps(fake.detach(), real, lm, vid))
         if self.MD is not None:
-            extra.update(self._mouth_discriminator_step(mouths[0].detach(), mouths[1], mouths[2]))
+            extra.update(self._mouth_discriminator_step(mouths[0].detach(), mouths[1], lips))
         self.step_index += 1
         with torch.no_grad():
             l1 = torch.mean(torch.abs(fake - real))

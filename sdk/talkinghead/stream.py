@@ -200,9 +200,6 @@ class Stream:
                 raise InputError(f"timestamps must increase: {t} after {self._last_time}")
         return t
 
-    def _render(self, item: np.ndarray, timestamp: float | None, coords: str = "pixels") -> np.ndarray:
-        return self._finish(self._drive(item, timestamp, coords))
-
     def _drive(self, item: np.ndarray, timestamp: float | None, coords: str = "pixels") -> "Driven":
         """Stage 1, stateful (the track, the motion reference, the smoother): the input -> the
         landmarks to render, crop-normalised, with the controls applied."""
@@ -343,16 +340,22 @@ class LiveStream:
         if item is not None:
             self.stream.count(dropped=1)
 
+    def _take(self, slot: str, busy: str):
+        """Wait until the hand-off ``slot`` holds an item, take it and set the flag ``busy``;
+        None once the stream is closed."""
+        with self._cond:
+            while getattr(self, slot) is None and not self._closed:
+                self._cond.wait()
+            if self._closed:
+                return None
+            item = getattr(self, slot)
+            setattr(self, slot, None)
+            setattr(self, busy, True)
+            return item
+
     def _track_loop(self) -> None:
-        while True:
-            with self._cond:
-                while self._pending is None and not self._closed:
-                    self._cond.wait()
-                if self._closed:
-                    return
-                item, timestamp, coords, t_in = self._pending
-                self._pending = None
-                self._tracking = True
+        while (taken := self._take("_pending", "_tracking")) is not None:
+            item, timestamp, coords, t_in = taken
             try:
                 driven = self.stream._drive_counted(item, timestamp, coords)
             except Exception as exc:  # noqa: BLE001 - a failed input must not stop the worker; kept for the caller
@@ -372,16 +375,8 @@ class LiveStream:
                 self._cond.notify_all()
 
     def _render_loop(self) -> None:
-        while True:
-            with self._cond:
-                while self._tracked is None and not self._closed:
-                    self._cond.wait()
-                if self._closed:
-                    return
-                driven, timestamp, t_in = self._tracked
-                self._tracked = None
-                self._rendering = True
-            self._render_one(driven, timestamp, t_in)
+        while (taken := self._take("_tracked", "_rendering")) is not None:
+            self._render_one(*taken)
 
     def _render_one(self, driven: Driven, timestamp: float | None, t_in: float) -> None:
         """Stage 2 of one item, then its hand-over (``latest``, ``on_frame``)."""

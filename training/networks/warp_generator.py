@@ -44,6 +44,11 @@ def pixel_centres(size: int) -> torch.Tensor:
     return torch.stack([gx, gy], -1).reshape(-1, 2)
 
 
+def homogeneous(points: torch.Tensor) -> torch.Tensor:
+    """[P, 2] (x, y) -> [P, 3] (x, y, 1): the form ``barycentric`` multiplies."""
+    return torch.cat([points, torch.ones(len(points), 1)], 1)
+
+
 class PiecewiseAffineField(nn.Module):
     """Target landmarks [B,68,2] + shot landmarks [B,K,68,2] -> sampling grid [B,K,G,G,2].
 
@@ -59,7 +64,7 @@ class PiecewiseAffineField(nn.Module):
         self.register_buffer("border", torch.tensor(BORDER_POINTS, dtype=torch.float32), persistent=False)
         pixels = pixel_centres(grid)
         self.register_buffer("pixels", pixels, persistent=False)
-        self.register_buffer("pixels_h", torch.cat([pixels, torch.ones(len(pixels), 1)], 1), persistent=False)
+        self.register_buffer("pixels_h", homogeneous(pixels), persistent=False)
         self.num_triangles = len(TRIANGLES)
 
     def forward(self, target: torch.Tensor, shots: torch.Tensor) -> torch.Tensor:
@@ -129,7 +134,7 @@ class MouthInterior(nn.Module):
         self.register_buffer("next", torch.tensor(INNER_LIPS[1:] + INNER_LIPS[:1], dtype=torch.int64),
                              persistent=False)
         pixels = pixel_centres(grid)
-        self.register_buffer("pixels_h", torch.cat([pixels, torch.ones(len(pixels), 1)], 1), persistent=False)
+        self.register_buffer("pixels_h", homogeneous(pixels), persistent=False)
         self.grid = grid
 
     def forward(self, target: torch.Tensor, shots: torch.Tensor) -> torch.Tensor:
