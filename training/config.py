@@ -63,8 +63,15 @@ class WarpConfig:
     # The synthesis branch also reads where the target's mouth is open beyond every chosen shot's
     # (the inner-lip polygon, filled, times the opening no shot shows): what only painting can show.
     mouth_channel: bool = False
+    # With mouth_channel: the occlusion mask's logit minus this x the mouth channel, so where the
+    # mouth opens beyond every shot the painter's correction shows in full instead of (1 - mask) of
+    # it (~0.4 at step 22,162). It holds no weights: the residual painter's correction starts small,
+    # so a gain changes the frames little until training uses it (training.warp_convert --mouth-mask-gain).
+    mouth_mask_gain: float = 0.0
 
     def validate(self) -> None:
+        if self.mouth_mask_gain < 0 or (self.mouth_mask_gain > 0 and not self.mouth_channel):
+            raise ConfigError("warp.mouth_mask_gain must be >= 0 and needs warp.mouth_channel")
         for name in ("prior_grid", "net_grid", "synth_grid"):
             v = getattr(self, name)
             if v < 8 or v % 4:
@@ -201,8 +208,13 @@ class TrainConfig:
     # Warp family: the episode's shots at this multiple of the output side (data prepared at
     # net.resolution x this), as a package exported with --reference-scale renders from them.
     reference_scale: int = 1
+    # Warp family: this fraction of episodes takes as target the frame whose mouth opens widest among
+    # the episode's K + 1 frames, so the painter often sees a mouth no shot shows (0: all random).
+    mouth_open_targets: float = 0.0
 
     def validate(self) -> None:
+        if not 0.0 <= self.mouth_open_targets <= 1.0:
+            raise ConfigError(f"train.mouth_open_targets must be in [0, 1], got {self.mouth_open_targets}")
         if not 1 <= self.k_shots <= 32:
             raise ConfigError("train.k_shots must be in 1..32")
         if self.batch_size < 1 or self.steps < 0 or self.d_steps < 0:

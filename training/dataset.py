@@ -17,6 +17,7 @@ from PIL import Image
 
 from .augment import Augmentation
 from .errors import DatasetError
+from .networks.warp_generator import mouth_opening
 from .resample import box_filter_to
 
 
@@ -74,17 +75,20 @@ class EpisodeDataset:
             as a warp package exported with ``--reference-scale`` keeps its shots (so training sees
             the shots that inference samples from).
         min_frames: videos with 1 < frames < min_frames raise (or are skipped with skip_short).
+        mouth_open_targets: this fraction of episodes takes as target the frame whose mouth opens
+            widest of the episode's K + 1 (``train.mouth_open_targets``).
         holdout: video names left out (evaluation clips).
     """
 
     def __init__(self, roots: list[Path], k_shots: int, resolution: int, *, augmentation: Augmentation | None = None,
                  min_frames: int | None = None, skip_short: bool = False, holdout: tuple[str, ...] = (),
-                 reference_scale: int = 1) -> None:
+                 reference_scale: int = 1, mouth_open_targets: float = 0.0) -> None:
         if reference_scale < 1:
             raise DatasetError(f"reference_scale must be >= 1, got {reference_scale}")
         self.k_shots = k_shots
         self.resolution = resolution
         self.reference_scale = reference_scale
+        self.mouth_open_targets = mouth_open_targets
         self.augmentation = augmentation or Augmentation(flip_prob=0.0, color_jitter=0.0)
         need = min_frames if min_frames is not None else k_shots + 1
         items, self.skipped = [], []
@@ -139,6 +143,9 @@ class EpisodeDataset:
             idx = np.zeros(k + 1, dtype=np.int64)
         else:
             idx = rng.choice(n, size=k + 1, replace=n < k + 1)
+            if self.mouth_open_targets > 0 and rng.random() < self.mouth_open_targets:
+                widest = int(mouth_opening(torch.from_numpy(item.landmarks[idx])).argmax())
+                idx[[widest, k]] = idx[[k, widest]]  # the widest-open frame becomes the target
         frames = np.stack([self._read(item, int(i)) for i in idx])  # [K+1, R, R, 3]
         landmarks = item.landmarks[idx].copy()
         images = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1.0

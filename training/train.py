@@ -80,7 +80,8 @@ def train(config: Config, opts: RunOptions) -> Path:
         raise TrainingError(f"--resume: no checkpoint in {opts.out}")
     dataset = EpisodeDataset(opts.data, t.k_shots, config.net.resolution,
                              augmentation=Augmentation(t.flip_prob, t.color_jitter),
-                             skip_short=opts.skip_short, holdout=opts.holdout, reference_scale=t.reference_scale)
+                             skip_short=opts.skip_short, holdout=opts.holdout, reference_scale=t.reference_scale,
+                             mouth_open_targets=t.mouth_open_targets)
     if opts.resume:
         models, state = load_checkpoint(ckpt_path, config, for_training=True)
     elif opts.init is not None:  # weights (e.g. the repo's compact checkpoint), fresh optimizer; steps count on

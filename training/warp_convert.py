@@ -10,6 +10,10 @@
 - ``--mouth-channel``: the synthesis branch also reads ``MouthInterior`` (``warp.mouth_channel``:
   where the target's mouth opens beyond every chosen shot's). Its first convolution gains an input
   channel with zero weights, so the converted model renders exactly what the old one did.
+- ``--mouth-mask-gain G`` (needs the mouth channel): the mask's logit minus G x the mouth channel
+  (``warp.mouth_mask_gain``), so where the target's mouth opens beyond every shot the painter's
+  correction shows in full. It holds no weights; the frames change only by the painter's (small)
+  correction there.
 - ``--prior-grid N``: the resolution of the analytic piecewise-affine field (``warp.prior_grid``).
   It holds no weights (the mesh is solved per frame), so any multiple of 4 works with the same
   weights; a finer field follows the mesh more closely (the classical warp solves it per pixel).
@@ -19,6 +23,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -68,6 +73,14 @@ def add_mouth_channel(models: Models) -> None:
     gen.synthesiser.c1 = new
 
 
+def set_mouth_mask_gain(models: Models, gain: float) -> None:
+    """Set a warp-family model's ``warp.mouth_mask_gain`` (in place; see the module docstring)."""
+    gen = _warp_generator(models)
+    wc = dataclasses.replace(models.config.net.warp, mouth_mask_gain=float(gain))
+    wc.validate()  # before changing anything: a refused gain leaves the model as it was
+    models.config.net.warp = gen.config = wc
+
+
 def set_prior_grid(models: Models, grid: int) -> None:
     """Give a warp-family model's analytic field ``grid`` x ``grid`` resolution (in place)."""
     gen = _warp_generator(models)
@@ -84,10 +97,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--residual", action="store_true", help="first design -> residual synthesis")
     p.add_argument("--mask-logit", type=float, default=0.0, help="with --residual: the mask's starting logit (0: 0.5)")
     p.add_argument("--mouth-channel", action="store_true", help="add the mouth-interior input to the synthesis branch")
+    p.add_argument("--mouth-mask-gain", type=float, help="lower the mask by G x the mouth channel (needs it)")
     p.add_argument("--prior-grid", type=int, help="the analytic field's resolution (a multiple of 4)")
     args = p.parse_args(argv)
-    if not args.residual and not args.mouth_channel and args.prior_grid is None:
-        p.error("nothing to convert: give --residual, --mouth-channel and/or --prior-grid")
+    if not args.residual and not args.mouth_channel and args.prior_grid is None and args.mouth_mask_gain is None:
+        p.error("nothing to convert: give --residual, --mouth-channel, --mouth-mask-gain and/or --prior-grid")
     if args.out.exists() or args.out.resolve() == args.checkpoint.resolve():
         p.error(f"{args.out} exists; choose a new path")
     models, state = load_checkpoint(args.checkpoint)
@@ -95,13 +109,16 @@ def main(argv: list[str] | None = None) -> None:
         to_residual(models, args.mask_logit)
     if args.mouth_channel:
         add_mouth_channel(models)
+    if args.mouth_mask_gain is not None:
+        set_mouth_mask_gain(models, args.mouth_mask_gain)
     if args.prior_grid is not None:
         set_prior_grid(models, args.prior_grid)
     save_checkpoint(args.out, models, CheckpointState(step=state.step, videos=state.videos, data=state.data,
                                                       kind=state.kind, extra=state.extra))
     wc = models.config.net.warp
     print(f"{args.out}: step {state.step}, {'residual' if wc.synth_residual else 'absolute'} synthesis, "
-          f"prior grid {wc.prior_grid}, mouth channel {'on' if wc.mouth_channel else 'off'}")
+          f"prior grid {wc.prior_grid}, mouth channel {'on' if wc.mouth_channel else 'off'}, "
+          f"mouth mask gain {wc.mouth_mask_gain:g}")
 
 
 if __name__ == "__main__":

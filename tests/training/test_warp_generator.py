@@ -318,6 +318,57 @@ def test_the_mouth_channel_marks_an_opening_no_shot_shows_and_converts_without_c
     assert float(g.synthesiser.c1.weight.grad[:, -1].abs().sum()) > 0
 
 
+def test_the_mouth_mask_gain_lowers_the_mask_only_where_the_mouth_opens_beyond_every_shot() -> None:
+    """warp.mouth_mask_gain (training.warp_convert --mouth-mask-gain): the mask's logit drops by the
+    gain times the mouth channel, so the painter shows where only painting can; elsewhere, and when a
+    shot opens as wide, the mask is unchanged. It needs the mouth channel."""
+    from training.checkpoint import build_models
+    from training.errors import ConfigError
+    from training.networks.warp_generator import INNER_GAP
+    from training.warp_convert import add_mouth_channel, set_mouth_mask_gain
+
+    closed = torch.from_numpy(template_landmarks())
+    opened = closed.clone()
+    opened[INNER_GAP[1] - 1:68, 1] += 0.08
+    torch.manual_seed(0)
+    models = build_models(tiny_warp_config().validate(), 1)
+    with pytest.raises(ConfigError, match="mouth_channel"):
+        set_mouth_mask_gain(models, 8.0)
+    add_mouth_channel(models)
+    g = models.generator.eval()
+    shots, identity = _shots(g.resolution, 1)[None], torch.randn(1, g.synthesiser.film.in_features)
+
+    def mask(shot_landmarks: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return g.render(opened[None], identity, shots, shot_landmarks[None, None])["mask"][0, 0]
+
+    before, as_wide_before = mask(closed), mask(opened)
+    set_mouth_mask_gain(models, 8.0)
+    after, as_wide_after = mask(closed), mask(opened)
+    lowered = after < before - 1e-3
+    assert 0 < float(lowered.float().mean()) < 0.1  # the inner-lip polygon only
+    assert float(after.min()) < 0.5 * float(before.max())
+    assert torch.allclose(after[~lowered], before[~lowered], atol=1e-6)
+    assert torch.equal(as_wide_after, as_wide_before)
+
+
+def test_mouth_open_targets_make_the_widest_open_frame_the_target(synthetic) -> None:
+    """train.mouth_open_targets = 1: every episode's target opens its mouth at least as wide as each
+    of its shots; 0 draws the same frames as before the option existed (the rng is not consumed)."""
+    from training.dataset import EpisodeDataset
+    from training.networks.warp_generator import mouth_opening
+
+    wide = EpisodeDataset([synthetic], k_shots=3, resolution=64, mouth_open_targets=1.0)
+    plain = EpisodeDataset([synthetic], k_shots=3, resolution=64)
+    margins = []
+    for seed in range(6):
+        ep = wide.episode(seed % len(wide), np.random.default_rng(seed))
+        margins.append(float(mouth_opening(ep["target_landmarks"]) - mouth_opening(ep["shots_landmarks"]).max()))
+    assert min(margins) >= 0 and max(margins) > 0.01
+    a, b = plain.episode(0, np.random.default_rng(3)), plain.episode(0, np.random.default_rng(3))
+    assert torch.equal(a["target_landmarks"], b["target_landmarks"])
+
+
 def test_the_mouth_discriminator_trains_beside_the_generator_and_resumes(synthetic, tmp_path) -> None:
     """loss.w_mouth_adv above zero: a fresh mouth discriminator trains beside a warp checkpoint
     without one (its losses logged, its weights saved and moved on resume); the plain config then

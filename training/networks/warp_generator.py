@@ -13,7 +13,8 @@ Per frame, from the target's 68 landmarks and K reference shots (crops + their l
    (tau starts small: the nearest shot wins).
 5. ``Synthesiser``: a small U-Net conditioned on the identity (FiLM) paints the image and an
    occlusion mask m (with ``mouth_channel`` it also reads ``MouthInterior``: where the target's
-   mouth opens beyond every chosen shot's): ``out = m * warped + (1 - m) * synth``. With ``synth_residual`` the painted
+   mouth opens beyond every chosen shot's, and ``mouth_mask_gain`` lowers the mask's logit there):
+   ``out = m * warped + (1 - m) * synth``. With ``synth_residual`` the painted
    image is the warp plus a correction (zero at init), so the mask can start at 0.5, where it and
    the painter get gradient; otherwise (the first design) the mask starts at ~1 to show the warp.
 
@@ -295,11 +296,14 @@ class WarpGenerator(nn.Module):
             sg = wc.synth_grid
             spread = (weights * (warped_m - warped[:, None]).abs().mean(2, keepdim=True)).sum(1)  # [B,1,R,R]
             x = [_up(warped, sg), self.synth_raster(landmarks), _up(spread, sg)]
+            mouth = None
             if self.mouth is not None:
                 with _fp32(landmarks):
-                    x.append(self.mouth(landmarks.float(), shots_landmarks.float()).to(warped.dtype))
-            x = torch.cat(x, 1)
-            synth, mask_logit = self.synthesiser(x, identity)
+                    mouth = self.mouth(landmarks.float(), shots_landmarks.float()).to(warped.dtype)
+                x.append(mouth)
+            synth, mask_logit = self.synthesiser(torch.cat(x, 1), identity)
+            if mouth is not None and wc.mouth_mask_gain > 0:  # where only painting shows the mouth
+                mask_logit = mask_logit - wc.mouth_mask_gain * mouth
             mask = torch.sigmoid(_up(mask_logit, r))
             synth = _up(synth, r)
             if wc.synth_residual:  # the painter's output is a correction of the warp
