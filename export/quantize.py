@@ -128,7 +128,9 @@ _FLAG_NAMES = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_vnni": "AVX-512 VNN
 
 
 def cpu_model_and_flags() -> tuple[str, set[str]]:
-    """The CPU's model name and its flags from /proc/cpuinfo (no flags where there is none)."""
+    """The CPU's model name and its flags from /proc/cpuinfo (no flags where there is none), as this
+    process's libraries see them: under bench/avx2/run.sh, which hides AVX-512 from CPUID so they
+    take their AVX2 code paths, the AVX-512 and AMX flags are left out and the model says so."""
     model, flags = platform.processor() or platform.machine(), set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -140,7 +142,19 @@ def cpu_model_and_flags() -> tuple[str, set[str]]:
                 break
     except OSError:
         pass
+    if "avx512f" in flags and not _process_sees("AVX512F"):
+        flags = {f for f in flags if not f.startswith(("avx512", "amx"))}
+        model += " with AVX-512 hidden from CPUID (bench/avx2/run.sh: AVX2 code paths, not an AVX2 machine)"
     return model, flags
+
+
+def _process_sees(feature: str) -> bool:
+    """Whether this process's CPUID reports ``feature`` (numpy's runtime dispatch reads CPUID)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # numpy 1.x
+        from numpy.core._multiarray_umath import __cpu_features__
+    return bool(__cpu_features__.get(feature, True))
 
 
 def cpu_description() -> str:

@@ -221,12 +221,17 @@ def _sample_separable(image: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.n
     lo = int(min(x0.min(), x1.min()))
     hi = int(max(x0.max(), x1.max())) + 1
     band = image[:, lo:hi]
-    top = band[y0].astype(np.float32)
-    bot = band[y1].astype(np.float32)
-    rows = top + (bot - top) * wy[:, None, None]
-    left = rows[:, x0 - lo]
-    right = rows[:, x1 - lo]
-    return left + (right - left) * wx[None, :, None]
+    rows = band[y0].astype(np.float32)  # in place from here: this runs per frame (paste-back)
+    step = band[y1].astype(np.float32)
+    step -= rows
+    step *= wy[:, None, None]
+    rows += step
+    out = np.take(rows, x0 - lo, axis=1)
+    step = np.take(rows, x1 - lo, axis=1)
+    step -= out
+    step *= wx[None, :, None]
+    out += step
+    return out
 
 
 def _box_reduce(image: np.ndarray, k: int, bx0: int, bx1: int, by0: int, by1: int) -> np.ndarray:

@@ -43,12 +43,30 @@ def paste_back(frame: np.ndarray, crop_image: np.ndarray, crop: Crop, feather: f
     check_feather(feather)
     h, w = frame.shape[:2]
     r = crop_image.shape[0]
-    rgba = np.concatenate([crop_image.astype(np.float32), feather_mask(r, feather) * 255.0], axis=-1)
-    patch, (x0, y0, x1, y1) = sample_from_crop(rgba, crop, h, w)
+    c = crop if isinstance(crop, Crop) else Crop.from_array(crop)
+    # Sampling is per channel, so the colour and the mask sample apart; the mask depends only on the
+    # geometry, which a still background repeats every frame (live and animate paste onto one image).
+    alpha = _sampled_alpha(r, float(feather), c.cx, c.cy, c.size, h, w)
+    patch, (x0, y0, x1, y1) = sample_from_crop(crop_image, c, h, w)
     out = frame.copy()
     if x1 <= x0 or y1 <= y0:
         return out
-    alpha = patch[..., 3:4] / 255.0
-    region = out[y0:y1, x0:x1].astype(np.float32)
-    out[y0:y1, x0:x1] = np.clip(region + (patch[..., :3] - region) * alpha + 0.5, 0, 255).astype(np.uint8)
+    region = out[y0:y1, x0:x1]
+    blend = region.astype(np.float32)
+    patch -= blend
+    patch *= alpha
+    blend += patch
+    blend += 0.5
+    np.clip(blend, 0, 255, out=blend)
+    region[...] = blend  # float -> uint8 truncates: with the + 0.5, rounding half up
     return out
+
+
+@lru_cache(maxsize=8)
+def _sampled_alpha(resolution: int, feather: float, cx: float, cy: float, size: float, height: int,
+                   width: int) -> np.ndarray:
+    """The feather mask sampled at the frame pixels the crop covers, in [0, 1]: [H', W', 1] float32."""
+    patch, _ = sample_from_crop(feather_mask(resolution, feather) * 255.0, Crop(cx, cy, size), height, width)
+    patch /= 255.0
+    patch.setflags(write=False)
+    return patch
