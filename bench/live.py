@@ -12,8 +12,8 @@ For each generator variant, in one run:
    (median) and their sum.
 2. Live (``LiveStream`` fed by the clip paced at its own frame rate for ``--seconds``): frames
    rendered per second, dropped share, and latency from a frame's arrival to its rendered frame
-   (p50, p95), for each of ``--modes``: ``pipeline`` (the default LiveStream: tracking and rendering
-   on two workers) and ``single`` (one worker tracks and renders each frame, as before session 16),
+   (p50, p95), for each of ``--modes``: ``pipeline`` (the default LiveStream: tracking, the generator
+   and paste-back on three workers) and ``single`` (one worker does all three for each frame),
    alternated ``--rounds`` times in one run; with ``--spinning on,off`` also with ONNX Runtime's
    intra-op threads spinning between runs (its default) and not (they then leave the second core
    to the tracking thread). Targets (issue 20): 25 FPS from a 25 fps source and p95 <= 120 ms on 2

@@ -3,9 +3,9 @@
 Data flow: a *source* yields ``(frame, timestamp)`` on the caller's thread (the camera through
 PyAV's platform input: v4l2 on Linux, avfoundation on macOS, dshow on Windows; or a clip, slept to
 its own frame times with ``realtime``); each frame is submitted to a :class:`~talkinghead.stream.
-LiveStream`, whose two workers track and render the newest one as a pipeline (older ones are
-dropped and counted); rendered frames go to the *sinks* (a recording, a virtual camera, a preview
-window) from the render thread; a status line (FPS, latency, dropped frames) is printed once a second.
+LiveStream`, whose three workers track, render and compose the newest one as a pipeline (older
+ones are dropped and counted); rendered frames go to the *sinks* (a recording, a virtual camera, a
+preview window) from the compose thread, so a slow sink never holds the generator; a status line (FPS, latency, dropped frames) is printed once a second.
 
 Optional parts, each with a clear error when missing: ``pyvirtualcam`` for ``--virtual-camera``
 (Windows: OBS's virtual camera; macOS: OBS 30+; Linux: the v4l2loopback kernel module), ``pygame``
@@ -179,7 +179,7 @@ def run_live(stream, frames: Iterator[Frame], sinks: list[Callable[[np.ndarray, 
              status: Callable[[str], None] | None = None, max_seconds: float | None = None,
              stop: threading.Event | None = None, pipelined: bool = True) -> LiveReport:
     """Drive ``stream`` (a talkinghead Stream) with ``frames`` through a LiveStream (``pipelined``:
-    see ``Stream.live``); each rendered frame goes to every sink (render thread); ``status`` gets a
+    see ``Stream.live``); each rendered frame goes to every sink (compose thread); ``status`` gets a
     line once a second."""
     lock = threading.Lock()
 

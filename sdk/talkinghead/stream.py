@@ -172,11 +172,15 @@ class Stream:
                 self.count(failed=1)
                 raise
 
-    def _finish_counted(self, driven: "Driven", t_in: float) -> tuple[np.ndarray, float]:
-        """The second stage (render, paste-back) and its count: rendered with its latency since
-        ``t_in`` in ms, or failed and re-raised. Reads no state the first stage writes."""
+    def _finish_counted(self, driven: "Driven", t_in: float,
+                        crop_image: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+        """The last stage (render unless ``crop_image`` is given, then paste-back) and its count:
+        rendered with its latency since ``t_in`` in ms, or failed and re-raised. Reads no state the
+        first stage writes."""
         try:
-            frame = self._finish(driven)
+            if crop_image is None:
+                crop_image = self._render_crop(driven)
+            frame = self._compose(driven, crop_image)
         except Exception:
             self.count(failed=1)
             raise
@@ -188,6 +192,14 @@ class Stream:
             if len(lat) > LATENCY_WINDOW:
                 del lat[: len(lat) - LATENCY_WINDOW]
         return frame, latency
+
+    def _render_counted(self, driven: "Driven") -> np.ndarray:
+        """The generator alone (the live pipeline's middle stage); a failure is counted and re-raised."""
+        try:
+            return self._render_crop(driven)
+        except Exception:
+            self.count(failed=1)
+            raise
 
     def _time(self, timestamp: float | None) -> float:
         if timestamp is None:
@@ -225,9 +237,12 @@ class Stream:
         norm = self._controls.apply(self._transfer(driver_px), self.avatar.landmarks)
         return Driven(norm, frame, driver_px)
 
-    def _finish(self, driven: "Driven") -> np.ndarray:
-        """Stage 2, stateless: render the landmarks and paste the crop as ``output`` says."""
-        crop_image = self.model._render_crops(self.avatar, driven.landmarks[None])[0]
+    def _render_crop(self, driven: "Driven") -> np.ndarray:
+        """Stage 2, stateless: the generator's crop for the driven landmarks."""
+        return self.model._render_crops(self.avatar, driven.landmarks[None])[0]
+
+    def _compose(self, driven: "Driven", crop_image: np.ndarray) -> np.ndarray:
+        """Stage 3, stateless: the crop as ``output`` says (pasted back where asked), marked."""
         if self.output == "crop":
             return self.model._mark(crop_image)
         if self.output == "paste":
@@ -262,42 +277,47 @@ class Stream:
 
     def live(self, on_frame=None, pipelined: bool = True) -> "LiveStream":
         """A bounded-latency wrapper of this stream with its own workers (see the module doc);
-        ``pipelined=False``: one worker tracks and renders each input in turn."""
+        ``pipelined=False``: one worker tracks, renders and composes each input in turn."""
         return LiveStream(self, on_frame, pipelined)
 
 
 class LiveStream:
-    """A two-stage pipeline with bounded latency: the caller's thread captures and submits, one
-    worker tracks (stage 1: tracking, motion transfer, controls), another renders (stage 2: the
-    generator, paste-back), so tracking frame n + 1 overlaps rendering frame n.
+    """A three-stage pipeline with bounded latency: the caller's thread captures and submits, and
+    three workers follow one another: *track* (tracking, motion transfer, controls: the stream's
+    state), *render* (the generator) and *compose* (paste-back, the mark, then ``on_frame``), so
+    while the generator renders frame n the other core tracks frame n + 1 and pastes and delivers
+    frame n - 1. The generator's thread does nothing else: a slow sink (an encoder, a window)
+    delays only the compose stage.
 
-    Each hand-off holds one item, the newest: an input the tracker has not taken when a newer one
-    arrives is dropped, and so is a tracked frame the renderer has not taken (the tracker still sees
-    every input it can keep up with, which keeps the track continuous). Everything is counted:
-    ``pushed == rendered + dropped + failed`` once idle.
+    Each hand-off holds one item, the newest: an item the next stage has not taken when a newer one
+    arrives is dropped (the tracker still sees every input it can keep up with, which keeps the
+    track continuous). Everything is counted: ``pushed == rendered + dropped + failed`` once idle.
 
     ``submit(item, timestamp)`` returns at once (it keeps a reference: do not modify a submitted
-    array afterwards); ``latest()`` gives the newest rendered frame with its
-    input timestamp; ``on_frame(frame, timestamp, latency_ms)``, if given, is called on the render
-    thread for each rendered frame (an exception it raises is kept in ``error``; the stream goes on).
-    ``close()`` (or leaving a ``with`` block) stops both workers after
-    the items in progress; what is still waiting then is counted as dropped.
+    array afterwards); ``latest()`` gives the newest rendered frame with its input timestamp;
+    ``on_frame(frame, timestamp, latency_ms)``, if given, is called on the compose thread for each
+    rendered frame (an exception it raises is kept in ``error``; the stream goes on). ``close()`` (or
+    leaving a ``with`` block) stops the workers after the items in progress; what is still waiting
+    then is counted as dropped. ``pipelined=False``: one worker runs the three stages of each input.
     """
+
+    STAGES = ("track", "render", "compose")
 
     def __init__(self, stream: Stream, on_frame=None, pipelined: bool = True) -> None:
         self.stream = stream
         self.on_frame = on_frame
-        self.pipelined = pipelined  # False: one worker tracks and renders each input (the bench's baseline)
+        self.pipelined = pipelined
         self._cond = threading.Condition()
-        self._pending: tuple[np.ndarray, float | None, str, float] | None = None  # input -> tracker
-        self._tracked: tuple[Driven, float | None, float] | None = None  # tracker -> renderer
-        self._tracking = self._rendering = False
+        # _inbox[i]: the item waiting for stage i (input -> track -> render -> compose), the newest only;
+        # _working[i]: whether stage i holds an item.
+        self._inbox: list[tuple | None] = [None] * len(self.STAGES)
+        self._working = [False] * len(self.STAGES)
         self._latest: tuple[np.ndarray, float | None] | None = None
         self._closed = False
         self.error: Exception | None = None  # the last failed input's error (the stream goes on)
-        self._workers = [threading.Thread(target=self._track_loop, name="talkinghead-track", daemon=True)]
-        if pipelined:
-            self._workers.append(threading.Thread(target=self._render_loop, name="talkinghead-render", daemon=True))
+        stages = range(len(self.STAGES)) if pipelined else (0,)
+        self._workers = [threading.Thread(target=self._loop, args=(i,), name=f"talkinghead-{self.STAGES[i]}",
+                                          daemon=True) for i in stages]
         for w in self._workers:
             w.start()
 
@@ -305,19 +325,14 @@ class LiveStream:
     def stats(self) -> StreamStats:
         return self.stream.stats
 
-    @property
-    def _busy(self) -> bool:
-        """Whether an item is being tracked, waits for the renderer or is being rendered."""
-        return self._tracking or self._tracked is not None or self._rendering
-
     def submit(self, item: np.ndarray, timestamp: float | None = None, coords: str = "pixels") -> None:
         """Hand one input to the tracker without waiting; replaces (drops) an input not yet taken."""
         with self._cond:
             if self._closed:
                 raise InputError("this live stream is closed")
-            self._count_drop(self._pending)
+            self._count_drop(self._inbox[0])
             self.stream.count(pushed=1)
-            self._pending = (item, timestamp, coords, time.perf_counter())
+            self._inbox[0] = (item, timestamp, coords, time.perf_counter())
             self._cond.notify_all()
 
     def latest(self) -> tuple[np.ndarray, float | None] | None:
@@ -326,10 +341,10 @@ class LiveStream:
             return self._latest
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Block until nothing is pending or in progress (tests, the end of a file source)."""
+        """Block until nothing is waiting or in progress (tests, the end of a file source)."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._pending is not None or self._busy:
+            while any(x is not None for x in self._inbox) or any(self._working):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -340,71 +355,65 @@ class LiveStream:
         if item is not None:
             self.stream.count(dropped=1)
 
-    def _take(self, slot: str, busy: str):
-        """Wait until the hand-off ``slot`` holds an item, take it and set the flag ``busy``;
-        None once the stream is closed."""
+    def _take(self, stage: int):
+        """Wait until stage ``stage``'s inbox holds an item and take it; None once closed."""
         with self._cond:
-            while getattr(self, slot) is None and not self._closed:
+            while self._inbox[stage] is None and not self._closed:
                 self._cond.wait()
             if self._closed:
                 return None
-            item = getattr(self, slot)
-            setattr(self, slot, None)
-            setattr(self, busy, True)
+            item, self._inbox[stage] = self._inbox[stage], None
+            self._working[stage] = True
             return item
 
-    def _track_loop(self) -> None:
-        while (taken := self._take("_pending", "_tracking")) is not None:
-            item, timestamp, coords, t_in = taken
+    def _loop(self, stage: int) -> None:
+        """One worker: take stage ``stage``'s items, run it (and, not pipelined, the stages after it)."""
+        while (item := self._take(stage)) is not None:
+            nxt = stage
             try:
-                driven = self.stream._drive_counted(item, timestamp, coords)
+                item = self._run(nxt, item)
+                nxt += 1
+                while not self.pipelined and item is not None and nxt < len(self.STAGES):
+                    item = self._run(nxt, item)
+                    nxt += 1
             except Exception as exc:  # noqa: BLE001 - a failed input must not stop the worker; kept for the caller
                 self.error = exc
-                driven = None
-            if driven is not None and not self.pipelined:
-                self._render_one(driven, timestamp, t_in)
-                driven = None
+                item = None
             with self._cond:
-                self._tracking = False
-                if driven is not None:
-                    if self._closed:
-                        self._count_drop(driven)
-                    else:
-                        self._count_drop(self._tracked)
-                        self._tracked = (driven, timestamp, t_in)
+                self._working[stage] = False
+                if item is not None and nxt < len(self.STAGES):  # hand over to the next stage
+                    self._count_drop(item if self._closed else self._inbox[nxt])
+                    if not self._closed:
+                        self._inbox[nxt] = item
                 self._cond.notify_all()
 
-    def _render_loop(self) -> None:
-        while (taken := self._take("_tracked", "_rendering")) is not None:
-            self._render_one(*taken)
-
-    def _render_one(self, driven: Driven, timestamp: float | None, t_in: float) -> None:
-        """Stage 2 of one item, then its hand-over (``latest``, ``on_frame``)."""
-        try:
-            frame, latency = self.stream._finish_counted(driven, t_in)
-        except Exception as exc:  # noqa: BLE001 - a failed input must not stop the worker; kept for the caller
-            self.error = exc
-            frame = None
-        if frame is not None:
-            with self._cond:
-                self._latest = (frame, timestamp)
-            if self.on_frame is not None:
-                try:
-                    self.on_frame(frame, timestamp, latency)
-                except Exception as exc:  # noqa: BLE001 - a failing sink must not stop the stream; kept for the caller
-                    self.error = exc
-        with self._cond:  # idle only once the frame's callback has returned
-            self._rendering = False
-            self._cond.notify_all()
+    def _run(self, stage: int, item: tuple):
+        """Stage ``stage`` of one item: what the next stage takes (None after the last)."""
+        if stage == 0:
+            raw, timestamp, coords, t_in = item
+            return self.stream._drive_counted(raw, timestamp, coords), timestamp, t_in
+        if stage == 1:
+            driven, timestamp, t_in = item
+            return driven, self.stream._render_counted(driven), timestamp, t_in
+        driven, crop_image, timestamp, t_in = item
+        frame, latency = self.stream._finish_counted(driven, t_in, crop_image)
+        with self._cond:
+            self._latest = (frame, timestamp)
+        if self.on_frame is not None:
+            try:
+                self.on_frame(frame, timestamp, latency)
+            except Exception as exc:  # noqa: BLE001 - a failing sink must not stop the stream; kept for the caller
+                self.error = exc
+        return None
 
     def close(self) -> None:
         with self._cond:
             if self._closed:
                 return
             self._closed = True
-            self._count_drop(self._pending)
-            self._count_drop(self._tracked)
-            self._pending = self._tracked = None
+            for waiting in self._inbox:
+                self._count_drop(waiting)
+            self._inbox = [None] * len(self.STAGES)
             self._cond.notify_all()
         for w in self._workers:
             if w is not threading.current_thread():  # close() from on_frame: the worker ends after it

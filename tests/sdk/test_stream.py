@@ -90,33 +90,73 @@ def test_live_accounts_for_every_input_and_drops_none_when_the_source_is_slower(
 
 
 def test_live_tracks_the_next_input_while_the_renderer_works_and_keeps_the_newest(tiny_model, avatar) -> None:
-    """The two workers overlap: with the renderer held inside frame 0, the tracker still takes and
+    """The stages overlap: with the generator held inside frame 0, the tracker still takes and
     tracks the next inputs; of the tracked frames waiting, only the newest is rendered, and the one
     it replaced is counted as dropped. Rendered frames keep their order."""
     import threading
 
     stream = tiny_model.stream(avatar)
     release, inside = threading.Event(), threading.Event()
-    finish = stream._finish
+    render = stream._render_crop
 
-    def held_finish(driven):
+    def held_render(driven):
         inside.set()
         assert release.wait(10)
-        return finish(driven)
+        return render(driven)
 
-    stream._finish = held_finish
+    stream._render_crop = held_render
     base = avatar.landmarks * 60 + 100
     seen = []
     with stream.live(on_frame=lambda f, t, ms: seen.append(t)) as live:
         live.submit(base, timestamp=0.0)
-        assert inside.wait(10)  # the renderer is inside frame 0
+        assert inside.wait(10)  # the generator is inside frame 0
         for i in (1, 2):
             live.submit(base + i, timestamp=i / 30)
-            for _ in range(1000):  # the tracker takes it although the renderer is busy
-                if live._pending is None and not live._tracking:
+            for _ in range(1000):  # the tracker takes it although the generator is busy
+                if live._inbox[0] is None and not live._working[0]:
                     break
                 threading.Event().wait(0.005)
-            assert live._pending is None and live._tracked is not None and live._tracked[1] == i / 30
+            assert live._inbox[0] is None and live._inbox[1] is not None and live._inbox[1][1] == i / 30
+        release.set()
+        assert live.wait_idle()
+    assert seen == [0.0, 2 / 30]
+    assert (live.stats.pushed, live.stats.rendered, live.stats.dropped, live.stats.failed) == (3, 2, 1, 0)
+
+
+def test_a_slow_sink_does_not_hold_the_generator(tiny_model, avatar) -> None:
+    """on_frame runs on the compose stage: while a sink is held inside frame 0, the generator still
+    renders the next frame; of the rendered frames waiting for the sink, only the newest is kept."""
+    import threading
+
+    stream = tiny_model.stream(avatar)
+    release, inside = threading.Event(), threading.Event()
+    rendered = []
+    render = stream._render_crop
+
+    def counted_render(driven):
+        out = render(driven)
+        rendered.append(1)
+        return out
+
+    stream._render_crop = counted_render
+    seen = []
+
+    def sink(frame, t, ms):
+        seen.append(t)
+        inside.set()
+        assert release.wait(10)
+
+    base = avatar.landmarks * 60 + 100
+    with stream.live(on_frame=sink) as live:
+        live.submit(base, timestamp=0.0)
+        assert inside.wait(10)  # the sink holds frame 0
+        for i in (1, 2):
+            live.submit(base + i, timestamp=i / 30)
+            for _ in range(1000):
+                if len(rendered) == i + 1 and not live._working[1]:
+                    break
+                threading.Event().wait(0.005)
+            assert len(rendered) == i + 1 and live._inbox[2] is not None and live._inbox[2][2] == i / 30
         release.set()
         assert live.wait_idle()
     assert seen == [0.0, 2 / 30]
@@ -144,7 +184,7 @@ def test_a_raising_on_frame_is_kept_and_the_stream_goes_on(tiny_model, avatar, p
 
 
 def test_a_long_live_run_keeps_memory_and_queues_flat(tiny_model, avatar) -> None:
-    """10,000 landmark pushes: at most one input waits, the latency window is bounded, and memory
+    """10,000 landmark pushes: at most one item waits per stage, the latency window is bounded, and memory
     allocated by the run stays flat between its first and last thousand pushes."""
     base = avatar.landmarks * 60 + 100
     stream = tiny_model.stream(avatar)
@@ -154,7 +194,8 @@ def test_a_long_live_run_keeps_memory_and_queues_flat(tiny_model, avatar) -> Non
             sizes = []
             for i in range(10_000):
                 live.submit(base + 0.5 * np.sin(i / 7.0), timestamp=i / 30)
-                assert live._pending is not None or live._busy or live.stats.rendered > 0
+                held = sum(x is not None for x in live._inbox) + sum(live._working)
+                assert held <= 2 * len(live.STAGES)  # one waiting and one in progress per stage, at most
                 if i in (1_000, 9_999):
                     live.wait_idle()
                     sizes.append(tracemalloc.get_traced_memory()[0])
