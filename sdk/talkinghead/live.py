@@ -5,7 +5,8 @@ PyAV's platform input: v4l2 on Linux, avfoundation on macOS, dshow on Windows; o
 its own frame times with ``realtime``); each frame is submitted to a :class:`~talkinghead.stream.
 LiveStream`, whose three workers track, render and compose the newest one as a pipeline (older
 ones are dropped and counted); rendered frames go to the *sinks* (a recording, a virtual camera, a
-preview window) from the compose thread, so a slow sink never holds the generator; a status line (FPS, latency, dropped frames) is printed once a second.
+preview window) from the compose thread, so a slow sink never holds the generator; a status line
+(FPS, latency, dropped frames) is printed once a second.
 
 Optional parts, each with a clear error when missing: ``pyvirtualcam`` for ``--virtual-camera``
 (Windows: OBS's virtual camera; macOS: OBS 30+; Linux: the v4l2loopback kernel module), ``pygame``
