@@ -14,6 +14,10 @@
   (``warp.mouth_mask_gain``), so where the target's mouth opens beyond every shot the painter's
   correction shows in full. It holds no weights; the frames change only by the painter's (small)
   correction there.
+- ``--blend-top N``: how many of the nearest shots are warped and blended per frame
+  (``warp.blend_top``). It holds no weights. With one shot the graph warps it N times (repeats
+  get zero weight), so N = 1 halves the warping a one-photo avatar pays for; with more shots N = 1
+  shows the nearest shot's warp alone (measure it: docs/model-card.md).
 - ``--prior-grid N``: the resolution of the analytic piecewise-affine field (``warp.prior_grid``).
   It holds no weights (the mesh is solved per frame), so any multiple of 4 works with the same
   weights; a finer field follows the mesh more closely (the classical warp solves it per pixel).
@@ -81,6 +85,14 @@ def set_mouth_mask_gain(models: Models, gain: float) -> None:
     models.config.net.warp = gen.config = wc
 
 
+def set_blend_top(models: Models, top: int) -> None:
+    """Set a warp-family model's ``warp.blend_top`` (in place; see the module docstring)."""
+    gen = _warp_generator(models)
+    wc = dataclasses.replace(models.config.net.warp, blend_top=int(top))
+    wc.validate()
+    models.config.net.warp = gen.config = wc
+
+
 def set_prior_grid(models: Models, grid: int) -> None:
     """Give a warp-family model's analytic field ``grid`` x ``grid`` resolution (in place)."""
     gen = _warp_generator(models)
@@ -98,10 +110,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--mask-logit", type=float, default=0.0, help="with --residual: the mask's starting logit (0: 0.5)")
     p.add_argument("--mouth-channel", action="store_true", help="add the mouth-interior input to the synthesis branch")
     p.add_argument("--mouth-mask-gain", type=float, help="lower the mask by G x the mouth channel (needs it)")
+    p.add_argument("--blend-top", type=int, help="shots warped and blended per frame (1..8)")
     p.add_argument("--prior-grid", type=int, help="the analytic field's resolution (a multiple of 4)")
     args = p.parse_args(argv)
-    if not args.residual and not args.mouth_channel and args.prior_grid is None and args.mouth_mask_gain is None:
-        p.error("nothing to convert: give --residual, --mouth-channel, --mouth-mask-gain and/or --prior-grid")
+    if not args.residual and not args.mouth_channel and args.prior_grid is None and args.mouth_mask_gain is None \
+            and args.blend_top is None:
+        p.error("nothing to convert: give --residual, --mouth-channel, --mouth-mask-gain, --blend-top and/or --prior-grid")
     if args.out.exists() or args.out.resolve() == args.checkpoint.resolve():
         p.error(f"{args.out} exists; choose a new path")
     models, state = load_checkpoint(args.checkpoint)
@@ -111,6 +125,8 @@ def main(argv: list[str] | None = None) -> None:
         add_mouth_channel(models)
     if args.mouth_mask_gain is not None:
         set_mouth_mask_gain(models, args.mouth_mask_gain)
+    if args.blend_top is not None:
+        set_blend_top(models, args.blend_top)
     if args.prior_grid is not None:
         set_prior_grid(models, args.prior_grid)
     save_checkpoint(args.out, models, CheckpointState(step=state.step, videos=state.videos, data=state.data,
@@ -118,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     wc = models.config.net.warp
     print(f"{args.out}: step {state.step}, {'residual' if wc.synth_residual else 'absolute'} synthesis, "
           f"prior grid {wc.prior_grid}, mouth channel {'on' if wc.mouth_channel else 'off'}, "
-          f"mouth mask gain {wc.mouth_mask_gain:g}")
+          f"mouth mask gain {wc.mouth_mask_gain:g}, blend top {wc.blend_top}")
 
 
 if __name__ == "__main__":

@@ -352,6 +352,33 @@ def test_the_mouth_mask_gain_lowers_the_mask_only_where_the_mouth_opens_beyond_e
     assert torch.equal(as_wide_after, as_wide_before)
 
 
+def test_blend_top_one_renders_a_one_shot_avatar_as_blend_top_two_does() -> None:
+    """warp.blend_top repeats a lone shot (the repeat gets zero weight), so for K = 1 the graph of
+    training.warp_convert --blend-top 1 renders the same frame with half the warping; with two
+    shots it shows the nearest shot's warp alone."""
+    from training.checkpoint import build_models
+    from training.warp_convert import set_blend_top
+
+    torch.manual_seed(0)
+    models = build_models(tiny_warp_config().validate(), 1)
+    g = models.generator.eval()
+    for p in g.parameters():  # a trained model: every learned part moves the frame
+        torch.nn.init.normal_(p, std=0.05) if p.dim() > 1 else None
+    assert g.config.blend_top == 2
+    lm = torch.from_numpy(template_landmarks())
+    shots = _shots(g.resolution, 2)
+    identity = torch.randn(1, g.synthesiser.film.in_features)
+    target = (lm + 0.02)[None]
+    with torch.no_grad():
+        one_before = g(target, identity, shots[:1][None], lm[None, None])
+        two_before = g(target, identity, shots[None], torch.stack([lm, lm + 0.05])[None])
+        set_blend_top(models, 1)
+        one_after = g(target, identity, shots[:1][None], lm[None, None])
+        two_after = g(target, identity, shots[None], torch.stack([lm, lm + 0.05])[None])
+    assert torch.allclose(one_after, one_before, atol=1e-5)
+    assert float((two_after - two_before).abs().max()) > 1e-3
+
+
 def test_mouth_open_targets_make_the_widest_open_frame_the_target(synthetic) -> None:
     """train.mouth_open_targets = 1: every episode's target opens its mouth at least as wide as each
     of its shots; 0 draws the same frames as before the option existed (the rng is not consumed)."""
