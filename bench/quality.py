@@ -36,8 +36,9 @@ Cross-identity (``--cross IMG ...``): each portrait is driven by each clip (rela
 transfer, as the SDK animates); no ground truth, so landmark error (to the transferred landmarks)
 and CSIM to the portrait.
 
-Outputs in OUT: results.json, results.md, grid.png, side_by_side.mp4 (real | ours | warp), and
-for cross-identity cross_grid.png.
+Outputs in OUT: results.json, results.md, grid.png, mouth_grid.png (close-ups of the mouth box of the
+targets whose mouth opens widest beyond every shot's, two per clip), side_by_side.mp4 (real | ours |
+warp), and for cross-identity cross_grid.png.
 """
 from __future__ import annotations
 
@@ -416,6 +417,18 @@ def _resize(img: np.ndarray, size: int) -> np.ndarray:
     return img if img.shape[0] == size else resize_image(np.ascontiguousarray(img), size, size)
 
 
+def square_around(image: np.ndarray | None, box: tuple[slice, slice]) -> np.ndarray | None:
+    """The square of ``image`` centred on ``box`` (a (rows, cols) slice pair) with its larger side,
+    moved inside the image: a close-up that keeps the aspect when a grid panel scales it."""
+    if image is None:
+        return None
+    h, w = image.shape[:2]
+    side = min(max(box[0].stop - box[0].start, box[1].stop - box[1].start), h, w)
+    cy, cx = (box[0].start + box[0].stop) // 2, (box[1].start + box[1].stop) // 2
+    y0, x0 = min(max(cy - side // 2, 0), h - side), min(max(cx - side // 2, 0), w - side)
+    return image[y0:y0 + side, x0:x0 + side]
+
+
 def save_grid(path: Path, rows: list[tuple[str, list[np.ndarray]]], header: list[str]) -> None:
     """A PNG grid: one row per sample (label on the left), one column per header entry."""
     from PIL import Image, ImageDraw
@@ -589,6 +602,7 @@ class Bench:
         shots_used: dict[str, list[int]] = {}
         setup: dict[str, dict[str, float]] = {}
         samples: dict[tuple[str, int], dict[int, np.ndarray]] = defaultdict(dict)
+        mouth_targets: dict[int, list[tuple[float, int]]] = defaultdict(list)  # K -> (opening beyond the shots, t)
         for k in args.shots:
             shots, shot_notes = self.select_shots(path, n, frames, lms, k)
             notes += shot_notes
@@ -606,6 +620,8 @@ class Bench:
                 r = real[t]
                 norm, t_crop = self.target_norm(lms[t])
                 mouth_target = r["mouth_opening"] > widest_shot_mouth
+                if mouth_target:
+                    mouth_targets[k].append((r["mouth_opening"] - widest_shot_mouth, t))
                 for m, fn in fns.items():
                     t0 = time.perf_counter()
                     out = render_with(m, fn, norm, r["crop"])
@@ -621,7 +637,8 @@ class Bench:
                 "shots": shots_used, "setup_s": setup, "notes": notes, "rows": rows, "floor_rows": floor_rows,
                 "flicker_rows": flicker_rows, "flicker_runs": run_pieces,
                 "real": {t: r["crop"] for t, r in real.items()}, "real_desc": [r["desc"] for r in real.values()],
-                "samples": samples}
+                "samples": samples, "mouth_targets": mouth_targets,
+                "mouth_boxes": {t: r["mouth_box"] for t, r in real.items()}}
 
     def _load(self, path: Path, wanted: set[int], visit=None, visit_range=None
               ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray | None], dict[int, float]]:
@@ -1039,6 +1056,7 @@ def run(args: argparse.Namespace, bench: "Bench", clips: list[Path]) -> int:
         "notes": list(bench.notes),
     }
     grid_rows: list[tuple[str, list[np.ndarray]]] = []
+    mouth_rows: list[tuple[str, list[np.ndarray]]] = []
     header: list[str] = []
     all_rows: list[dict] = []
     all_flicker: list[dict] = []
@@ -1086,6 +1104,11 @@ def run(args: argparse.Namespace, bench: "Bench", clips: list[Path]) -> int:
             real_ts = sorted(res["real"])
             for t in [real_ts[len(real_ts) // 4], real_ts[(3 * len(real_ts)) // 4]] if real_ts else []:
                 grid_rows.append((f"{res['name']} #{t}", [res["real"][t]] + [res["samples"][key].get(t) for key in keys]))
+            # Mouth grid: the two targets whose mouth opens widest beyond the fewest shots', mouth box only.
+            for _, t in sorted(res["mouth_targets"].get(min(args.shots), []), reverse=True)[:2]:
+                box = res["mouth_boxes"][t]
+                mouth_rows.append((f"{res['name']} #{t}", [square_around(res["real"][t], box)]
+                                   + [square_around(res["samples"][key].get(t), box) for key in keys]))
         results: dict[str, dict[str, Any]] = {}
         flicker_groups = group(all_flicker, ("method", "K"))
         for (m, k), rs in group(all_rows, ("method", "K")).items():
@@ -1102,6 +1125,9 @@ def run(args: argparse.Namespace, bench: "Bench", clips: list[Path]) -> int:
         if grid_rows:
             save_grid(args.out / "grid.png", grid_rows, header)
             doc["grid"] = "grid.png"
+        if mouth_rows:
+            save_grid(args.out / "mouth_grid.png", mouth_rows, header)
+            doc["mouth_grid"] = "mouth_grid.png"
     else:
         doc["clips_evaluated"] = 0
     if args.cross:

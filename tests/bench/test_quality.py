@@ -164,6 +164,8 @@ def test_quality_end_to_end(tmp_path, short_clip, shared_data, tiny_package_and_
     assert "| method | K |" in md and "Cross-identity" in md
     for name in ("grid.png", "cross_grid.png", "side_by_side.mp4"):
         assert (out / name).stat().st_size > 0
+    if res["ours"]["1"].get("mouth_n"):  # targets opening wider than the shot: their close-ups
+        assert doc["mouth_grid"] == "mouth_grid.png" and (out / "mouth_grid.png").stat().st_size > 0
     from talkinghead.video import probe
 
     info = probe(out / "side_by_side.mp4")
@@ -176,3 +178,14 @@ def test_quality_names_a_missing_clip(tmp_path, short_clip):
     (clips / short_clip.name).symlink_to(short_clip)
     with pytest.raises(SystemExit, match="no clip named nope"):
         main(["--clips", str(clips), "--model", str(tmp_path), "--out", str(tmp_path / "o"), "--names", "nope"])
+
+
+def test_square_around_keeps_a_boxes_centre_and_stays_inside_the_image():
+    from bench.quality import square_around
+
+    img = np.arange(64 * 64 * 3, dtype=np.uint8).reshape(64, 64, 3)
+    mid = square_around(img, (slice(30, 40), slice(20, 44)))  # 10 x 24: a 24 px square around its centre
+    assert mid.shape == (24, 24, 3) and np.array_equal(mid, img[23:47, 20:44])
+    edge = square_around(img, (slice(58, 64), slice(0, 20)))  # near the corner: moved inside
+    assert edge.shape == (20, 20, 3) and np.array_equal(edge, img[44:64, 0:20])
+    assert square_around(None, (slice(0, 1), slice(0, 1))) is None
