@@ -9,6 +9,8 @@
  * What it is not: an AVX2 machine. Clock, caches and memory stay this CPU's, and code that read
  * CPUID before this library loaded (the dynamic loader, glibc's string functions) keeps what it
  * saw. A figure measured under it names itself as such (export/quantize.py:cpu_description).
+ * A program that installs its own SIGSEGV handler later (Python's faulthandler, -X faulthandler)
+ * takes CPUID's traps from this one: run benchmarks without it.
  *
  * Build and run: bench/avx2/run.sh COMMAND... (it exits with an error where CPUID faulting is not
  * available, instead of measuring the unmasked CPU).
