@@ -77,29 +77,29 @@ def add_mouth_channel(models: Models) -> None:
     gen.synthesiser.c1 = new
 
 
+def _replace_warp_config(models: Models, **changes) -> WarpGenerator:
+    """Give a warp-family model a copy of its ``warp`` config with ``changes`` (validated before
+    anything changes: a refused value leaves the model as it was); returns its generator."""
+    gen = _warp_generator(models)
+    wc = dataclasses.replace(models.config.net.warp, **changes)
+    wc.validate()
+    models.config.net.warp = gen.config = wc
+    return gen
+
+
 def set_mouth_mask_gain(models: Models, gain: float) -> None:
     """Set a warp-family model's ``warp.mouth_mask_gain`` (in place; see the module docstring)."""
-    gen = _warp_generator(models)
-    wc = dataclasses.replace(models.config.net.warp, mouth_mask_gain=float(gain))
-    wc.validate()  # before changing anything: a refused gain leaves the model as it was
-    models.config.net.warp = gen.config = wc
+    _replace_warp_config(models, mouth_mask_gain=float(gain))
 
 
 def set_blend_top(models: Models, top: int) -> None:
     """Set a warp-family model's ``warp.blend_top`` (in place; see the module docstring)."""
-    gen = _warp_generator(models)
-    wc = dataclasses.replace(models.config.net.warp, blend_top=int(top))
-    wc.validate()
-    models.config.net.warp = gen.config = wc
+    _replace_warp_config(models, blend_top=int(top))
 
 
 def set_prior_grid(models: Models, grid: int) -> None:
     """Give a warp-family model's analytic field ``grid`` x ``grid`` resolution (in place)."""
-    gen = _warp_generator(models)
-    models.config.net.warp.prior_grid = int(grid)
-    models.config.net.warp.validate()
-    gen.config = models.config.net.warp
-    gen.field = PiecewiseAffineField(int(grid))
+    _replace_warp_config(models, prior_grid=int(grid)).field = PiecewiseAffineField(int(grid))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -113,8 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--blend-top", type=int, help="shots warped and blended per frame (1..8)")
     p.add_argument("--prior-grid", type=int, help="the analytic field's resolution (a multiple of 4)")
     args = p.parse_args(argv)
-    if not args.residual and not args.mouth_channel and args.prior_grid is None and args.mouth_mask_gain is None \
-            and args.blend_top is None:
+    valued = (args.mouth_mask_gain, args.blend_top, args.prior_grid)
+    if not args.residual and not args.mouth_channel and all(v is None for v in valued):
         p.error("nothing to convert: give --residual, --mouth-channel, --mouth-mask-gain, --blend-top and/or --prior-grid")
     if args.out.exists() or args.out.resolve() == args.checkpoint.resolve():
         p.error(f"{args.out} exists; choose a new path")

@@ -66,6 +66,8 @@ def paste_back(frame: np.ndarray, crop_image: np.ndarray, crop: Crop, feather: f
 def _sampled_alpha(resolution: int, feather: float, cx: float, cy: float, size: float, height: int,
                    width: int) -> np.ndarray:
     """The feather mask sampled at the frame pixels the crop covers, in [0, 1]: [H', W', 1] float32."""
+    # Sampled in levels and scaled back, as the mask was when it rode along as a 4th channel: the same
+    # float32 rounding, so the frames stay bit-identical to the rule th_paste_back shares.
     patch, _ = sample_from_crop(feather_mask(resolution, feather) * 255.0, Crop(cx, cy, size), height, width)
     patch /= 255.0
     patch.setflags(write=False)

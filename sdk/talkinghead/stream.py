@@ -367,24 +367,22 @@ class LiveStream:
             return item
 
     def _loop(self, stage: int) -> None:
-        """One worker: take stage ``stage``'s items, run it (and, not pipelined, the stages after it)."""
+        """One worker: take stage ``stage``'s items and run it (not pipelined: it and every stage after
+        it), then hand the result to the next worker's inbox."""
+        end = stage + 1 if self.pipelined else len(self.STAGES)  # the stage whose inbox gets the result
         while (item := self._take(stage)) is not None:
-            nxt = stage
             try:
-                item = self._run(nxt, item)
-                nxt += 1
-                while not self.pipelined and item is not None and nxt < len(self.STAGES):
-                    item = self._run(nxt, item)
-                    nxt += 1
+                for s in range(stage, end):
+                    item = self._run(s, item)
             except Exception as exc:  # noqa: BLE001 - a failed input must not stop the worker; kept for the caller
                 self.error = exc
                 item = None
             with self._cond:
                 self._working[stage] = False
-                if item is not None and nxt < len(self.STAGES):  # hand over to the next stage
-                    self._count_drop(item if self._closed else self._inbox[nxt])
+                if item is not None:  # only stages before the last return an item
+                    self._count_drop(item if self._closed else self._inbox[end])
                     if not self._closed:
-                        self._inbox[nxt] = item
+                        self._inbox[end] = item
                 self._cond.notify_all()
 
     def _run(self, stage: int, item: tuple):
