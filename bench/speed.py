@@ -299,8 +299,10 @@ def bench_packages(folders: list[Path], ks: list[int], threads: int, rounds: int
 
     runs, feeds_of, meta = {}, {}, {}
     rng = np.random.default_rng(0)
-    for folder in folders:
-        pkg = ModelPackage.load(folder)
+    packages = [ModelPackage.load(folder) for folder in folders]
+    names = [p.name for p in packages]
+    for folder, pkg in zip(folders, packages):
+        label = pkg.name if names.count(pkg.name) == 1 else f"{pkg.name} ({folder})"  # two builds of one model
         family = pkg.manifest.family
         r_ref = pkg.references.resolution if pkg.references else 0
         for variant in ["fp32"] + [v for v in ("int8",) if v in pkg.variant_names("generator")]:
@@ -312,7 +314,7 @@ def bench_packages(folders: list[Path], ks: list[int], threads: int, rounds: int
                 if k:
                     feed["ref_images"] = rng.random((k, 3, r_ref, r_ref), np.float32) * 2 - 1
                     feed["ref_landmarks"] = rng.random((k, 68, 2), np.float32) * 1.2 - 0.6
-                key = (pkg.name, variant, k)
+                key = (label, variant, k)
                 runs[key] = lambda f, s=sess, feed=feed: s.run(None, feed)
                 meta[key] = pkg.resolution
     medians = round_robin(runs, [{}] * 2, rounds=rounds, warmup=2)

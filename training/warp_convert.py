@@ -15,9 +15,9 @@
   correction shows in full. It holds no weights; the frames change only by the painter's (small)
   correction there.
 - ``--blend-top N``: how many of the nearest shots are warped and blended per frame
-  (``warp.blend_top``). It holds no weights. With one shot the graph warps it N times (repeats
-  get zero weight), so N = 1 halves the warping a one-photo avatar pays for; with more shots N = 1
-  shows the nearest shot's warp alone (measure it: docs/model-card.md).
+  (``warp.blend_top``). It holds no weights. A graph warps min(N, K) shots, so a one-photo
+  avatar warps once whatever N is; with more shots N = 1 shows the nearest shot's warp alone, at
+  half the warping (measure it: docs/model-card.md).
 - ``--prior-grid N``: the resolution of the analytic piecewise-affine field (``warp.prior_grid``).
   It holds no weights (the mesh is solved per frame), so any multiple of 4 works with the same
   weights; a finer field follows the mesh more closely (the classical warp solves it per pixel).

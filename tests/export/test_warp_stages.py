@@ -75,3 +75,34 @@ def test_reference_scale_keeps_the_shots_at_twice_the_output(tmp_path: Path, fac
     with pytest.raises(ExportError, match="warp family only"):
         export_checkpoint(_checkpoint(tmp_path, tiny_config()), tmp_path / "adain2",
                           ExportOptions(synthetic=True, reference_scale=2))
+
+
+def test_the_graph_warps_min_of_blend_top_and_k_shots_and_matches_torch(tmp_path: Path) -> None:
+    """The exported graph takes its shot count from ref_images' shape at run time, not from the
+    example it was traced with: a one-shot avatar warps one shot (blend_top is 2), K >= 2 warps two,
+    and every K renders what PyTorch does."""
+    from training.checkpoint import load_checkpoint
+    from training.networks.warp_generator import SharedReferences
+
+    ckpt = _checkpoint(tmp_path, tiny_warp_config())
+    res = export_checkpoint(ckpt, tmp_path / "pkg", ExportOptions(synthetic=True))
+    model = onnx.load(str(res.path / "generator.onnx"))
+    topk = [n for n in model.graph.node if n.op_type == "TopK"]
+    assert len(topk) == 1
+    model.graph.output.append(onnx.helper.make_value_info(topk[0].output[1], onnx.TypeProto()))
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    torch_graph = SharedReferences(load_checkpoint(ckpt)[0].generator.eval())
+    assert torch_graph.generator.config.blend_top == 2
+    r, d = res.manifest["resolution"], res.manifest["embedding_dim"]
+    rng = np.random.default_rng(1)
+    base = rng.uniform(-0.5, 0.5, (68, 2)).astype(np.float32)
+    for k, warped in ((1, 1), (2, 2), (5, 2)):
+        feed = {"landmarks": base[None] * 1.05, "identity": rng.standard_normal((1, d)).astype(np.float32),
+                "ref_images": rng.uniform(-1, 1, (k, 3, r, r)).astype(np.float32),
+                "ref_landmarks": np.stack([base * (1 + 0.04 * i) for i in range(k)])}
+        image, chosen = sess.run(None, feed)
+        assert chosen.shape == (1, warped), k
+        with torch.no_grad():
+            expected = torch_graph(*(torch.from_numpy(feed[n]) for n in
+                                     ("landmarks", "identity", "ref_images", "ref_landmarks"))).numpy()
+        assert float(np.abs(image - expected).max()) < 1e-4, k

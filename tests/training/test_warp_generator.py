@@ -353,9 +353,9 @@ def test_the_mouth_mask_gain_lowers_the_mask_only_where_the_mouth_opens_beyond_e
 
 
 def test_blend_top_one_renders_a_one_shot_avatar_as_blend_top_two_does() -> None:
-    """warp.blend_top repeats a lone shot (the repeat gets zero weight), so for K = 1 the graph of
-    training.warp_convert --blend-top 1 renders the same frame with half the warping; with two
-    shots it shows the nearest shot's warp alone."""
+    """A one-shot avatar warps its lone shot once whatever warp.blend_top is, so
+    training.warp_convert --blend-top 1 renders the same frame for K = 1; with two shots it shows
+    the nearest shot's warp alone."""
     from training.checkpoint import build_models
     from training.warp_convert import set_blend_top
 

@@ -339,32 +339,41 @@ class WarpGenerator(nn.Module):
 
     def nearest_shots(self, landmarks: torch.Tensor, shots_image: torch.Tensor,
                       shots_landmarks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The ``blend_top`` shots nearest the target by mean landmark distance, and those distances.
+        """The min(``blend_top``, K) shots nearest the target by mean landmark distance, and those
+        distances.
 
         Warping costs a full-resolution resample per shot, so only the nearest few are warped and
-        blended. With fewer shots than that, the shots are repeated (a repeat scores 1e3 further
-        off, so it is only chosen when nothing else is left): one graph for any K >= 1.
+        blended. With fewer shots than ``blend_top`` only those are warped: an exported graph takes
+        its count from the shots' shape at run time (``_shot_count``), so one graph serves any
+        K >= 1 and a one-shot avatar costs one warp, not a repeat that would weigh zero.
         """
         shared = shots_image.dim() == 4  # one set of shots [K,3,S,S] for the whole batch (the graph's form)
         b = landmarks.shape[0]
         k = shots_image.shape[0] if shared else shots_image.shape[1]
-        top = self.config.blend_top
+        top = _shot_count(shots_image, 0 if shared else 1, self.config.blend_top)
         if shared:
             shots_landmarks = shots_landmarks[None].expand(b, -1, -1, -1)
         distance = _landmark_distance(landmarks, shots_landmarks)  # [B, K]
-        reps = top  # enough copies for K = 1
-        distance = torch.cat([distance] + [distance + 1e3 * i for i in range(1, reps)], 1)  # [B, K*reps]
         _, idx = torch.topk(-distance, top, dim=1)  # [B, top]
         chosen = distance.gather(1, idx)
         if shared:  # gather the chosen shots only: no copy of every shot per frame
-            flat = (idx % k).reshape(-1)  # into [K]
+            flat = idx.reshape(-1)  # into [K]
             images = shots_image.index_select(0, flat)
             lms = shots_landmarks[0].index_select(0, flat)
         else:
-            flat = ((idx % k) + torch.arange(b, device=idx.device)[:, None] * k).reshape(-1)  # into [B*K]
+            flat = (idx + torch.arange(b, device=idx.device)[:, None] * k).reshape(-1)  # into [B*K]
             images = shots_image.reshape(b * k, *shots_image.shape[2:]).index_select(0, flat)
             lms = shots_landmarks.reshape(b * k, 68, 2).index_select(0, flat)
-        return (images.reshape(b, top, *images.shape[1:]), lms.reshape(b, top, 68, 2), chosen)
+        return (images.reshape(b, -1, *images.shape[1:]), lms.reshape(b, -1, 68, 2), chosen)
+
+
+def _shot_count(shots: torch.Tensor, dim: int, top: int) -> int | torch.Tensor:
+    """min(``top``, shots.shape[dim]). While tracing for ONNX it is a tensor computed from the
+    shape (a Shape and a Clip in the graph), so the graph does not fix the count that the example
+    input had."""
+    if torch.jit.is_tracing():
+        return torch.clamp(torch._shape_as_tensor(shots)[dim], max=top)
+    return min(top, shots.shape[dim])
 
 
 class SharedReferences(nn.Module):
