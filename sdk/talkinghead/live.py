@@ -67,14 +67,18 @@ def camera_frames(device: str, fps: float = 30.0) -> Iterator[Frame]:
 
 
 def clip_frames(path: str | os.PathLike, realtime: bool) -> Iterator[Frame]:
-    """A clip's frames with their times; ``realtime`` sleeps until each frame's time comes."""
+    """A clip's frames with their times; ``realtime`` sleeps until each frame's time comes. The
+    clock starts at the first decoded frame, as a camera's does: opening the file and starting the
+    decoder (tens of ms for HD) would otherwise send the first frames in a burst."""
     from .video import iter_frames, probe
 
     fps = probe(path).fps or 25.0
-    start = time.monotonic()
+    start: float | None = None
     for i, frame in enumerate(iter_frames(path)):
         t = i / fps
         if realtime:
+            if start is None:
+                start = time.monotonic() - t
             wait = start + t - time.monotonic()
             if wait > 0:
                 time.sleep(wait)

@@ -334,3 +334,54 @@ def test_the_shared_detector_serves_several_threads_at_once(face_photo: Path) ->
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda _: detector.detect(image)[0].points, range(12)))
     assert all(np.array_equal(g, want) for g in got)
+
+
+class _CountingDetector:
+    """The real dlib detector, counting what the tracker asks of it."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.box_calls, self.full_calls = inner, [], 0
+
+    def detect_boxes(self, image):
+        self.box_calls.append(image.shape[:2])
+        return self.inner.detect_boxes(image)
+
+    def detect(self, image):
+        self.full_calls += 1
+        return self.inner.detect(image)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def _on_hd_canvas(photo: np.ndarray, side: int) -> np.ndarray:
+    from talkinghead.crop import resize_image
+
+    canvas = np.full((720, 1280, 3), 110, np.uint8)
+    canvas[100:100 + side, 500:500 + side] = resize_image(photo, side, side)
+    return canvas
+
+
+def test_tracker_detects_an_hd_frame_at_coarse_scale_and_falls_back_for_small_faces(face_photo: Path,
+                                                                                  dlib_detector):
+    """A whole-frame detection first looks at the frame scaled to coarse_side (640: a quarter
+    of the pixels of 1280x720) and fits the landmarks at full size; a face too small to be found
+    there is found at full size."""
+    photo = read_image(face_photo)   # its face is ~150 px of 256
+    large = _on_hd_canvas(photo, 512)   # face ~300 px: ~150 px at the coarse scale
+    spy = _CountingDetector(dlib_detector)
+    r = FaceTracker(spy, TrackerConfig(smoothing=False)).update(large)
+    assert r.status == "detected" and spy.full_calls == 0 and spy.box_calls == [(360, 640)]
+    full = dlib_detector.detect(large)[0].points   # the full-size detection's landmarks
+    assert _nme(r.points, full) < 0.05
+
+    small = _on_hd_canvas(photo, 150)   # face ~88 px: found at full size, not at half of it
+    spy = _CountingDetector(dlib_detector)
+    r = FaceTracker(spy, TrackerConfig(smoothing=False)).update(small)
+    assert r.status == "detected" and spy.full_calls == 1 and spy.box_calls == [(360, 640)]
+
+    spy = _CountingDetector(dlib_detector)   # coarse_side=None: the full frame only, as before
+    r = FaceTracker(spy, TrackerConfig(smoothing=False, coarse_side=None)).update(large)
+    assert r.status == "detected" and spy.full_calls == 1 and spy.box_calls == []
+    with pytest.raises(InputError, match="coarse_side"):
+        TrackerConfig(coarse_side=40).validate()
