@@ -193,6 +193,7 @@ def run_live(stream, frames: Iterator[Frame], sinks: list[Callable[[np.ndarray, 
             for sink in sinks:
                 sink(frame, t)
 
+    stream.warm_up(frames=True)  # the detector loads now, not while the first frames arrive
     start = time.monotonic()
     last_status = start
     with stream.live(on_frame=deliver, pipelined=pipelined) as live:

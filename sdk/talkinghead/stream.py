@@ -7,13 +7,14 @@ first driving face), the controls (talkinghead.controls) and the counters.
 - :meth:`Stream.push` renders synchronously: the caller's thread tracks, transfers, renders and
   pastes. Use it from an engine loop, or when the source waits for the renderer (a file).
 - :class:`LiveStream` (``stream.live()``) decouples a live source from the renderer with bounded
-  latency: ``submit`` never blocks and keeps only the newest pending input. Two workers form a
-  pipeline: one tracks (tracking, transfer, controls: the stateful stage), one renders (generator,
-  paste-back: stateless), so tracking frame n + 1 overlaps rendering frame n; an item replaced
-  before the next stage took it is dropped and counted. Nothing queues without limit: at most one
-  input and one tracked frame wait, and one result is held. Threads: the caller's (capture,
-  ``submit``), the tracker's (dlib releases the GIL) and the renderer's (ONNX Runtime's intra-op
-  threads), overlapping on two cores.
+  latency: ``submit`` never blocks and keeps only the newest pending input. Three workers form a
+  pipeline: *track* (tracking, transfer, controls: the stateful stage), *render* (the generator)
+  and *compose* (paste-back, the mark, ``on_frame``), so tracking frame n + 1 overlaps rendering
+  frame n; an item replaced before the next stage took it is dropped and counted. Nothing queues
+  without limit: at most one item waits per stage, and one result is held. Threads: the caller's
+  (capture, ``submit``), the three workers (dlib releases the GIL; the renderer runs ONNX
+  Runtime's intra-op threads), overlapping on two cores. It warms the stream up first
+  (:meth:`Stream.warm_up`), so the first inputs do not pay for the generator's first run.
 
 Every pushed input is accounted for: ``pushed == rendered + dropped + failed``.
 """
@@ -122,6 +123,7 @@ class Stream:
         self._lock = threading.Lock()  # the first stage's state: one input at a time
         self._count_lock = threading.Lock()  # the counters, written by both stages and the caller
         self.stats = StreamStats()
+        self._warm = False  # warm_up() has rendered once
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -143,6 +145,24 @@ class Stream:
             self._smoother = LandmarkSmoother() if self.smoothing else None
             self._last_landmarks = None
             self._last_time = None
+
+    def warm_up(self, frames: bool = False) -> None:
+        """Pay what a cold first frame would, now and uncounted: one render of the avatar's own
+        landmarks (the generator session's first run) and its compose (paste-back's cached mask);
+        with ``frames``, also the face tracker (the detector loads, ~1 s on first use). Nothing
+        observable changes: the counters, the motion reference and the track stay as they were.
+        Live sources call it before their first frame (``LiveStream`` does; a cold first frame took
+        ~90 ms and dropped the next one)."""
+        with self._lock:
+            if frames and self._tracker is None:
+                self._tracker = self._new_tracker()
+        if self._warm:
+            return
+        driven = Driven(self.avatar.landmarks, None, None)
+        crop_image = self._render_crop(driven)
+        if self.output != "driver":  # the driver's frame (and so its paste geometry) comes per input
+            self._compose(driven, crop_image)
+        self._warm = True
 
     # -- one frame --------------------------------------------------------------------------------
 
@@ -261,11 +281,14 @@ class Stream:
             raise InputError(f"a frame must be 16x16 to 8192x8192 pixels, got {arr.shape[1]}x{arr.shape[0]}")
         return arr
 
-    def _track(self, frame: np.ndarray, t: float) -> np.ndarray:
+    def _new_tracker(self):
         from .landmarks.tracker import FaceTracker, TrackerConfig
 
+        return FaceTracker(config=TrackerConfig(smoothing=self.smoothing), fps=self.fps)
+
+    def _track(self, frame: np.ndarray, t: float) -> np.ndarray:
         if self._tracker is None:
-            self._tracker = FaceTracker(config=TrackerConfig(smoothing=self.smoothing), fps=self.fps)
+            self._tracker = self._new_tracker()
         result = self._tracker.update(frame, timestamp=t)
         if result.ok:
             self._last_landmarks = result.smoothed
@@ -315,6 +338,7 @@ class LiveStream:
         self._latest: tuple[np.ndarray, float | None] | None = None
         self._closed = False
         self.error: Exception | None = None  # the last failed input's error (the stream goes on)
+        stream.warm_up()  # the generator's first run and the paste mask, before the first input
         stages = range(len(self.STAGES)) if pipelined else (0,)
         self._workers = [threading.Thread(target=self._loop, args=(i,), name=f"talkinghead-{self.STAGES[i]}",
                                           daemon=True) for i in stages]

@@ -89,6 +89,19 @@ def test_live_accounts_for_every_input_and_drops_none_when_the_source_is_slower(
         live.submit(clip_frames[0])
 
 
+def test_warm_up_changes_nothing_a_frame_shows_or_counts(tiny_model, avatar, clip_frames) -> None:
+    """warm_up renders once, uncounted, and loads the tracker: the frames that follow and the
+    counters are those of a stream without it (the motion reference is still the first input's)."""
+    cold = tiny_model.stream(avatar, output="paste", fps=30.0)
+    warm = tiny_model.stream(avatar, output="paste", fps=30.0)
+    warm.warm_up(frames=True)
+    assert warm._tracker is not None and cold._tracker is None
+    assert (warm.stats.pushed, warm.stats.rendered) == (0, 0) and warm._transfer.reference is None
+    for frame in clip_frames[:3]:
+        assert np.array_equal(warm.push(frame), cold.push(frame))
+    assert (warm.stats.pushed, warm.stats.rendered) == (3, 3)
+
+
 def test_live_tracks_the_next_input_while_the_renderer_works_and_keeps_the_newest(tiny_model, avatar) -> None:
     """The stages overlap: with the generator held inside frame 0, the tracker still takes and
     tracks the next inputs; of the tracked frames waiting, only the newest is rendered, and the one
@@ -96,6 +109,7 @@ def test_live_tracks_the_next_input_while_the_renderer_works_and_keeps_the_newes
     import threading
 
     stream = tiny_model.stream(avatar)
+    stream.warm_up()  # before the generator is held: LiveStream's own warm-up then returns at once
     release, inside = threading.Event(), threading.Event()
     render = stream._render_crop
 
@@ -129,6 +143,7 @@ def test_a_slow_sink_does_not_hold_the_generator(tiny_model, avatar) -> None:
     import threading
 
     stream = tiny_model.stream(avatar)
+    stream.warm_up()  # before the renders are counted
     release, inside = threading.Event(), threading.Event()
     rendered = []
     render = stream._render_crop
