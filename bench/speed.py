@@ -334,7 +334,10 @@ def _face_feed(avatar, k: int, rng: np.random.Generator) -> dict[str, np.ndarray
     scattered places (cache misses a face never causes)."""
     shot = avatar["ref_images"][:1].astype(np.float32).transpose(0, 3, 1, 2) / 127.5 - 1
     lms = avatar["ref_landmarks"][:1].astype(np.float32)
-    jitter = lambda n: rng.normal(0, 0.01, (n, 68, 2)).astype(np.float32)  # noqa: E731
+
+    def jitter(n: int) -> np.ndarray:
+        return rng.normal(0, 0.01, (n, 68, 2)).astype(np.float32)
+
     return {"landmarks": lms + jitter(1),
             "ref_images": np.concatenate([shot * (1 - 0.05 * i) for i in range(k)]),
             "ref_landmarks": np.concatenate([lms] * k) + jitter(k) * (np.arange(k) > 0)[:, None, None]}

@@ -14,9 +14,9 @@ Per frame (:meth:`FaceTracker.update`):
    window around the track (scaled so the face is ~120 px: a few ms), then in the whole frame.
    A face there that overlaps the track (IoU >= ``match_iou``) confirms it and the fit is kept.
 4. A degraded fit, a failed verification, or no track yet: the frame is detected, first on a
-   copy scaled so its longer side is ``coarse_side`` (about 18 against 70 ms at 1280x720), then,
-   when that finds too few faces (a face under ~80 px there), at full size. The face
-   overlapping the track is kept; otherwise (start, a cut) the ``face_index``-th largest face,
+   copy scaled so its longer side is ``coarse_side`` (about 30 against 70 ms at 1280x720, with
+   the fit), then, when that finds too few faces (a face under ~80 px there), at full size. The
+   face overlapping the track is kept; otherwise (start, a cut) the ``face_index``-th largest face,
    and the smoother restarts.
 5. No face: the frame is *lost*; the last good landmarks are reported and counted, and the next
    frame detects again.

@@ -290,6 +290,8 @@ async def _live_session(ws: "WebSocket", model, entry: AvatarEntry, limits: Limi
             await ws.send_bytes(data)
             await ws.send_text(json.dumps(status))
 
+    # Off the event loop: the first render and the detector's loading (stream.live() then finds it warm).
+    await loop.run_in_executor(None, stream.warm_up, True)
     start = time.monotonic()
     send_task = asyncio.create_task(sender())
     try:
