@@ -298,7 +298,7 @@ def bench_packages(folders: list[Path], ks: list[int], threads: int, rounds: int
     """Batch-1 generator time of real packages' fp32 and int8 graphs, round-robin (bench.timing)."""
     from talkinghead.package import ModelPackage
 
-    runs, feeds_of, meta = {}, {}, {}
+    runs, meta = {}, {}
     rng = np.random.default_rng(0)
     packages = [ModelPackage.load(folder) for folder in folders]
     names = [p.name for p in packages]
@@ -306,8 +306,8 @@ def bench_packages(folders: list[Path], ks: list[int], threads: int, rounds: int
         label = pkg.name if names.count(pkg.name) == 1 else f"{pkg.name} ({folder})"  # two builds of one model
         family = pkg.manifest.family
         r_ref = pkg.references.resolution if pkg.references else 0
+        avatar = np.load(pkg.default_avatar_path) if pkg.default_avatar_path else None
         for variant in ["fp32"] + [v for v in ("int8",) if v in pkg.variant_names("generator")]:
-            avatar = np.load(pkg.default_avatar_path) if pkg.default_avatar_path else None
             for k in (ks if family == "warp" else [0]):
                 # A session per K: one session fed shapes that alternate re-plans its memory each run.
                 sess = ort_session(pkg.graph_path("generator", variant), threads)

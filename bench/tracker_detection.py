@@ -41,11 +41,8 @@ class Record:
     nme_max: float
 
 
-def _interocular_error(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.linalg.norm(a - b, axis=1).mean() / np.linalg.norm(b[45] - b[36]))
-
-
 def measure(clip: Path, frames: int, coarse_side: int) -> Record:
+    from bench.quality_metrics import landmark_error
     from talkinghead.landmarks import FaceTracker, TrackerConfig, default_detector
     from talkinghead.video import iter_frames
 
@@ -61,7 +58,7 @@ def measure(clip: Path, frames: int, coarse_side: int) -> Record:
         t0 = time.perf_counter()
         FaceTracker(detector, config).update(video[0])
         runs[side] = (points, per_frame, (time.perf_counter() - t0) * 1e3, tracker.counts["detected"])
-    errors = [_interocular_error(a, b) for a, b in zip(runs[coarse_side][0], runs[None][0])
+    errors = [landmark_error(a, b) for a, b in zip(runs[coarse_side][0], runs[None][0])
               if a is not None and b is not None]
     h, w = video[0].shape[:2]
     return Record(clip.name, f"{w}x{h}", len(video), runs[None][2], runs[coarse_side][2], runs[None][1],
